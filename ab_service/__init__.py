@@ -1,0 +1,29 @@
+"""ab_service: sticky variant assignment and feature-toggle configuration."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from core.db import make_engine, ping
+from core.settings import Settings
+from core.web import create_base_app, health_blueprint
+
+from ab_service.store import AbStore
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    settings = Settings.from_env("ab_service")
+    app = create_base_app(__name__, settings, test_config)
+    engine = make_engine(app.config["DATABASE_URL"])
+    store = AbStore(engine)
+    store.init_schema()
+    app.extensions["ab_store"] = store
+
+    from ab_service import assign, config
+
+    app.register_blueprint(health_blueprint(lambda: ping(engine)))
+    app.register_blueprint(assign.bp)
+    app.register_blueprint(config.bp)
+    return app

@@ -1,0 +1,1 @@
+"""Code shared by every Landing Lab service: hashing, event schema, storage, settings, HTTP."""

@@ -1,0 +1,144 @@
+"""The event schema shared by the landing page (producer) and metrics_service (store)."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
+
+EVENT_TYPES = ("page_view", "cta_click", "form_submit")
+DEFAULT_EXPERIMENT = "landing"
+MAX_PROPERTIES_BYTES = 2048
+MAX_PROPERTIES_DEPTH = 3
+MAX_BATCH = 1000
+MAX_FUTURE = timedelta(minutes=5)
+MAX_PAST = timedelta(days=365)
+
+EventType = Literal["page_view", "cta_click", "form_submit"]
+KEY_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _check_properties(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if _depth(value) > MAX_PROPERTIES_DEPTH:
+        raise ValueError(f"properties may nest at most {MAX_PROPERTIES_DEPTH} levels")
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_PROPERTIES_BYTES:
+        raise ValueError(f"properties may be at most {MAX_PROPERTIES_BYTES} bytes of JSON")
+    return value
+
+
+def _check_timestamp(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    if value > now + MAX_FUTURE:
+        raise ValueError("timestamp is in the future")
+    if value < now - MAX_PAST:
+        raise ValueError("timestamp is more than a year in the past")
+    return value.astimezone(UTC)
+
+
+class Event(BaseModel):
+    """One visitor event as accepted on the wire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    visitor_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    variant: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=KEY_PATTERN)]
+    event_type: EventType
+    experiment: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=KEY_PATTERN)] = DEFAULT_EXPERIMENT
+    event_id: uuid.UUID | None = None
+    timestamp: Annotated[datetime | None, AfterValidator(_check_timestamp)] = None
+    properties: Annotated[dict[str, Any] | None, AfterValidator(_check_properties)] = None
+
+
+_EVENT_LIST = TypeAdapter(list[Event])
+
+
+class EventValidationError(Exception):
+    """Raised with one entry per problem: {"index", "field", "message"}."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = errors
+
+
+def _format_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = list(err["loc"])
+        index = loc.pop(0) if loc and isinstance(loc[0], int) else None
+        problems.append(
+            {
+                "index": index,
+                "field": ".".join(str(part) for part in loc) or None,
+                "message": err["msg"],
+            }
+        )
+    return problems
+
+
+def parse_events(payload: Any) -> list[Event]:
+    """Validate one event object or a list of them; raise EventValidationError listing every problem."""
+    if isinstance(payload, dict):
+        payload = [payload]
+    elif isinstance(payload, list):
+        if not payload:
+            raise EventValidationError([{"index": None, "field": None, "message": "empty batch"}])
+        if len(payload) > MAX_BATCH:
+            raise EventValidationError(
+                [{"index": None, "field": None, "message": f"at most {MAX_BATCH} events per request"}]
+            )
+    else:
+        raise EventValidationError(
+            [{"index": None, "field": None, "message": "body must be an event object or an array of them"}]
+        )
+    try:
+        return _EVENT_LIST.validate_python(payload)
+    except ValidationError as exc:
+        raise EventValidationError(_format_errors(exc)) from exc
+
+
+def to_row(event: Event, received_at: datetime | None = None) -> dict[str, Any]:
+    """A storage row: ids filled in, time as integer milliseconds since the epoch (UTC)."""
+    when = event.timestamp or received_at or datetime.now(UTC)
+    return {
+        "event_id": str(event.event_id or uuid.uuid4()),
+        "experiment": event.experiment,
+        "variant": event.variant,
+        "event_type": event.event_type,
+        "visitor_id": event.visitor_id,
+        "ts": to_millis(when),
+        "properties": json.dumps(event.properties, separators=(",", ":")) if event.properties else None,
+    }
+
+
+def to_millis(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def from_millis(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

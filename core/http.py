@@ -1,0 +1,46 @@
+"""One HTTP client set-up for service-to-service calls: timeouts and bounded retries."""
+from __future__ import annotations
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+DEFAULT_TIMEOUT = (0.5, 2.0)
+
+
+class TimeoutSession(requests.Session):
+    """A Session that never waits forever: every request gets the default timeout unless told otherwise."""
+
+    def __init__(self, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, **kwargs)
+
+
+def make_session(
+    retries: int = 2,
+    backoff: float = 0.1,
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+    pool_size: int = 16,
+) -> TimeoutSession:
+    """A pooled session that retries connection errors and 502/503/504 with exponential backoff.
+
+    Retries also apply to POST: every write the services make is idempotent (event ids, upserts).
+    """
+    session = TimeoutSession(timeout)
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        backoff_factor=backoff,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=None,
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -1,0 +1,140 @@
+"""Flask pieces every service shares: base app set-up, JSON errors, admin auth, CORS, health."""
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as JSON: {"error": code, "message": ..., "errors": [...]}."""
+
+    def __init__(self, status: int, message: str, errors: list[dict] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+        self.code = code or {400: "bad_request", 401: "unauthorized", 404: "not_found"}.get(status, "error")
+
+
+def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        response = jsonify(error_body(exc.code, exc.message, exc.errors))
+        response.status_code = exc.status
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="landing-lab"'
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = jsonify(error_body(code, exc.description or exc.name))
+        response.status_code = exc.code or 500
+        for header in ("Allow", "Retry-After"):
+            if exc.get_response().headers.get(header):
+                response.headers[header] = exc.get_response().headers[header]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = jsonify(error_body("internal_error", "unexpected server error"))
+        response.status_code = 500
+        return response
+
+
+def create_base_app(
+    import_name: str, settings: Settings, test_config: Mapping[str, Any] | None = None
+) -> Flask:
+    """A Flask app configured from settings (then test_config), with JSON errors, body limit and CORS."""
+    app = Flask(import_name)
+    app.config.update(
+        SETTINGS=settings,
+        DATABASE_URL=settings.database_url,
+        ADMIN_TOKEN=settings.admin_token,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        CORS_ORIGINS=settings.cors_origins,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.json.sort_keys = False
+    register_error_handlers(app)
+    if app.config["CORS_ORIGINS"]:
+        # An explicit allowlist; never "*". Browsers elsewhere get no CORS headers at all.
+        CORS(app, origins=list(app.config["CORS_ORIGINS"]), allow_headers=["Content-Type", "Authorization"])
+    return app
+
+
+def json_body() -> Any:
+    """The request's JSON body; a clear 400 when it is missing or malformed."""
+    if not request.get_data(cache=True):
+        raise ApiError(400, "request body must be JSON", code="invalid_json")
+    try:
+        return request.get_json(force=True)
+    except HTTPException as exc:
+        raise ApiError(400, "request body is not valid JSON", code="invalid_json") from exc
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def token_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison; an unset expected token matches nothing."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def require_admin(view: Callable) -> Callable:
+    """Writes need `Authorization: Bearer $ADMIN_TOKEN`; 401 otherwise."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not token_matches(bearer_token(), current_app.config.get("ADMIN_TOKEN", "")):
+            raise ApiError(401, "a valid admin token is required (Authorization: Bearer <token>)")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def health_blueprint(check: Callable[[], bool]) -> Blueprint:
+    """GET /health: 200 {"status": "ok"} when check() holds, 503 otherwise."""
+    bp = Blueprint("health", __name__)
+
+    @bp.get("/health")
+    def health():
+        if check():
+            return {"status": "ok"}
+        return {"status": "unavailable", "message": "database does not answer"}, 503
+
+    return bp
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
