@@ -71,6 +71,8 @@ class Event(BaseModel):
     event_id: uuid.UUID | None = None
     timestamp: Annotated[datetime | None, AfterValidator(_check_timestamp)] = None
     properties: Annotated[dict[str, Any] | None, AfterValidator(_check_properties)] = None
+    forced: bool = False  # a QA override (?force_variant=): stored, but left out of stats
+    in_experiment: bool = True  # false for visitors outside the experiment's coverage: left out of stats
 
 
 _EVENT_LIST = TypeAdapter(list[Event])
@@ -131,7 +133,17 @@ def to_row(event: Event, received_at: datetime | None = None) -> dict[str, Any]:
         "visitor_id": event.visitor_id,
         "ts": to_millis(when),
         "properties": json.dumps(event.properties, separators=(",", ":")) if event.properties else None,
+        "excluded": exclusion_reason(event),
     }
+
+
+def exclusion_reason(event: Event) -> str | None:
+    """Why an event is kept out of stats and results, or None when it counts."""
+    if event.forced:
+        return "forced"
+    if not event.in_experiment:
+        return "not_in_experiment"
+    return None
 
 
 def to_millis(when: datetime) -> int:

@@ -36,6 +36,7 @@ events = Table(
     Column("visitor_id", String(128), nullable=False),
     Column("ts", BigInteger, nullable=False),  # milliseconds since the epoch, UTC
     Column("properties", Text, nullable=True),  # JSON
+    Column("excluded", String(32), nullable=True),  # why the event is left out of stats; NULL counts
     Index("ix_events_experiment_type_variant", "experiment", "event_type", "variant"),
     Index("ix_events_ts", "ts"),
 )
@@ -50,7 +51,7 @@ class EventFilter:
     until_ms: int | None = None
 
     def clauses(self, include_event_type: bool = True) -> list:
-        conditions = []
+        conditions = [events.c.excluded.is_(None)]
         if self.experiment:
             conditions.append(events.c.experiment == self.experiment)
         if self.variant:

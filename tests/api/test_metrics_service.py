@@ -110,3 +110,17 @@ def test_stats_bad_filters_get_400(metrics_client, query, field):
     response = metrics_client.get(f"/stats?{query}")
     assert response.status_code == 400
     assert response.get_json()["errors"][0]["field"] == field
+
+
+def test_excluded_events_are_stored_but_not_counted(metrics_client, metrics_app):
+    post(metrics_client, [event("v1"), event("qa", "B", forced=True), event("out", in_experiment=False)])
+    assert metrics_app.extensions["metrics_store"].count_events() == 1
+    stats = metrics_client.get("/stats").get_json()
+    assert stats["total_events"] == 1
+    assert set(stats["by_variant"]) == {"A"}
+    from sqlalchemy import func, select
+
+    from metrics_service.store import events
+
+    with metrics_app.extensions["metrics_store"].engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 3

@@ -85,3 +85,10 @@ def test_to_row_fills_id_and_time():
     assert json.loads(row["properties"]) == {"a": 1}
     [anonymous] = parse_events(GOOD)
     assert uuid.UUID(to_row(anonymous)["event_id"])
+
+
+def test_forced_and_uncovered_events_are_marked_excluded():
+    [normal, forced, outside] = parse_events([GOOD, {**GOOD, "forced": True}, {**GOOD, "in_experiment": False}])
+    assert to_row(normal)["excluded"] is None
+    assert to_row(forced)["excluded"] == "forced"
+    assert to_row(outside)["excluded"] == "not_in_experiment"
