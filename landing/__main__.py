@@ -1,0 +1,11 @@
+"""Development server: python -m landing (production runs under gunicorn)."""
+import os
+
+from landing import create_app
+from core.settings import Settings
+from core.web import configure_logging
+
+if __name__ == "__main__":
+    settings = Settings.from_env("landing")
+    configure_logging(settings.log_level)
+    create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=settings.port, threaded=True)

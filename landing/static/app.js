@@ -1,0 +1,57 @@
+// Reports CTA clicks and signups to this page's own origin; the page itself is rendered on the server.
+(function () {
+  "use strict";
+
+  function newId() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, function (c) {
+      var r = (Math.random() * 16) | 0;
+      return (c === "x" ? r : (r & 0x3) | 0x8).toString(16);
+    });
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      keepalive: true,
+      body: JSON.stringify(body),
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var cta = document.getElementById("cta");
+    if (cta) {
+      cta.addEventListener("click", function () {
+        post("/track", { event_type: "cta_click", event_id: newId() }).catch(function () {});
+      });
+    }
+
+    var form = document.getElementById("signup-form");
+    if (!form) return;
+    var feedback = document.getElementById("form-feedback");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var button = form.querySelector("button");
+      var email = form.querySelector("input[name=email]").value;
+      button.disabled = true;
+      feedback.className = "feedback";
+      feedback.textContent = "Sending…";
+      post("/signup", { email: email, event_id: newId() })
+        .then(function (response) {
+          return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+        })
+        .then(function (result) {
+          feedback.className = "feedback " + (result.ok ? "success" : "error");
+          feedback.textContent = result.body.message || (result.ok ? "Thanks!" : "Something went wrong.");
+          if (result.ok) form.reset();
+        })
+        .catch(function () {
+          feedback.className = "feedback error";
+          feedback.textContent = "Could not reach the server. Please try again.";
+        })
+        .finally(function () { button.disabled = false; });
+    });
+  });
+})();

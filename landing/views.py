@@ -1,0 +1,127 @@
+"""The landing page, and the same-origin endpoints the browser reports clicks and signups to."""
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from core.events import EventValidationError, parse_events
+from core.web import ApiError, json_body
+
+bp = Blueprint("landing", __name__)
+
+VISITOR_COOKIE = "ll_vid"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+EXPERIMENT = "landing"
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+def _visitor_id() -> tuple[str, bool]:
+    """The visitor's id from the first-party cookie, and whether it is new."""
+    raw = request.cookies.get(VISITOR_COOKIE, "")
+    try:
+        return str(uuid.UUID(raw)), False
+    except ValueError:
+        return str(uuid.uuid4()), True
+
+
+def _remember(response, visitor_id: str):
+    response.set_cookie(
+        VISITOR_COOKIE, visitor_id, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True, secure=request.is_secure
+    )
+    return response
+
+
+def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_id: str | None = None,
+           properties: dict[str, Any] | None = None) -> str:
+    """Validate one event with the shared schema and commit it to the outbox; returns its event_id."""
+    event = {
+        "event_id": event_id or str(uuid.uuid4()),
+        "visitor_id": visitor_id,
+        "experiment": EXPERIMENT,
+        "variant": assignment["variant"],
+        "event_type": event_type,
+        "in_experiment": assignment.get("in_experiment", True),
+    }
+    if properties:
+        event["properties"] = properties
+    try:
+        [parsed] = parse_events(event)
+    except EventValidationError as exc:
+        raise ApiError(400, "invalid event", exc.errors, code="invalid_event") from exc
+    wire = parsed.model_dump(mode="json", exclude_none=True)
+    current_app.extensions["outbox"].enqueue([wire])
+    return wire["event_id"]
+
+
+def _assignment(visitor_id: str) -> dict[str, Any]:
+    return current_app.extensions["ab_client"].assignment(visitor_id, EXPERIMENT)
+
+
+@bp.get("/")
+def index():
+    visitor_id, _ = _visitor_id()
+    assignment = _assignment(visitor_id)
+    toggles = current_app.extensions["ab_client"].toggles()
+    record(visitor_id, assignment, "page_view", properties={"path": "/"})
+    html = render_template(
+        "page.html",
+        variant=assignment["variant"],
+        toggles=toggles,
+        signed_up=request.args.get("signed_up") == "1",
+        form_error=None,
+    )
+    return _remember(current_app.response_class(html, mimetype="text/html"), visitor_id)
+
+
+@bp.post("/track")
+def track():
+    """Browser-reported CTA clicks: {"event_type": "cta_click", "event_id": "<uuid>"}."""
+    visitor_id, new = _visitor_id()
+    if new:
+        raise ApiError(400, "no visitor cookie: load the page first", code="no_visitor")
+    body = json_body()
+    if not isinstance(body, dict) or body.get("event_type") != "cta_click":
+        raise ApiError(400, "only cta_click is reported here", [{"field": "event_type", "message": "must be cta_click"}])
+    event_id = record(visitor_id, _assignment(visitor_id), "cta_click", body.get("event_id"))
+    return {"recorded": "cta_click", "event_id": event_id}, 202
+
+
+def _email_problem(email: Any) -> str | None:
+    if not isinstance(email, str) or not email.strip():
+        return "Please enter your email address."
+    if len(email) > 254 or not EMAIL_PATTERN.match(email.strip()):
+        return "That does not look like an email address."
+    return None
+
+
+@bp.post("/signup")
+def signup():
+    """The signup form: JSON from the page's script, or a plain form post without JavaScript.
+
+    The email address is checked for shape and then dropped: only the form_submit event is stored.
+    """
+    wants_json = request.is_json
+    visitor_id, new = _visitor_id()
+    toggles = current_app.extensions["ab_client"].toggles()
+    data = json_body() if wants_json else request.form
+    if not isinstance(data, dict) and not hasattr(data, "get"):
+        raise ApiError(400, "body must be a JSON object", code="invalid_json")
+    problem = "Please load the page before signing up." if new else _email_problem(data.get("email"))
+    if problem is None and not toggles.get("enable_signup_form", True):
+        problem = "Signups are closed right now."
+    if problem:
+        if wants_json:
+            raise ApiError(400, problem, [{"field": "email", "message": problem}], code="invalid_signup")
+        assignment = _assignment(visitor_id)
+        html = render_template("page.html", variant=assignment["variant"], toggles=toggles,
+                               signed_up=False, form_error=problem)
+        return _remember(current_app.response_class(html, status=400, mimetype="text/html"), visitor_id)
+    assignment = _assignment(visitor_id)
+    event_id = data.get("event_id") if wants_json else None
+    record(visitor_id, assignment, "form_submit", event_id)
+    if wants_json:
+        return {"recorded": "form_submit", "message": "Thanks! You're on the list."}, 202
+    return redirect(url_for("landing.index", signed_up=1, _anchor="signup"), code=303)
