@@ -6,11 +6,10 @@ from typing import Any
 
 from flask import Flask
 
+from ab_service.store import AbStore
 from core.db import make_engine, ping
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
-
-from ab_service.store import AbStore
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -29,7 +29,7 @@ class Settings:
     secret_key: str = ""
 
     @classmethod
-    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("DATA_DIR", "data"))
         default_db = f"sqlite:///{data_dir / (service + '.db')}"

@@ -11,7 +11,6 @@ from core.db import make_engine, ping
 from core.http import make_session
 from core.settings import Settings
 from core.web import add_security_headers, create_base_app, health_blueprint
-
 from landing.clients import AbClient
 from landing.outbox import Outbox
 

@@ -1,9 +1,9 @@
 """Development server: python -m landing (production runs under gunicorn)."""
 import os
 
-from landing import create_app
 from core.settings import Settings
 from core.web import configure_logging
+from landing import create_app
 
 if __name__ == "__main__":
     settings = Settings.from_env("landing")

@@ -84,7 +84,8 @@ def track():
         raise ApiError(400, "no visitor cookie: load the page first", code="no_visitor")
     body = json_body()
     if not isinstance(body, dict) or body.get("event_type") != "cta_click":
-        raise ApiError(400, "only cta_click is reported here", [{"field": "event_type", "message": "must be cta_click"}])
+        raise ApiError(400, "only cta_click is reported here",
+                       [{"field": "event_type", "message": "must be cta_click"}])
     event_id = record(visitor_id, _assignment(visitor_id), "cta_click", body.get("event_id"))
     return {"recorded": "cta_click", "event_id": event_id}, 202
 

@@ -9,7 +9,6 @@ from flask import Flask
 from core.db import make_engine, ping
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
-
 from metrics_service.store import MetricsStore
 
 

@@ -1,9 +1,9 @@
 """Development server: python -m metrics_service (production runs under gunicorn)."""
 import os
 
-from metrics_service import create_app
 from core.settings import Settings
 from core.web import configure_logging
+from metrics_service import create_app
 
 if __name__ == "__main__":
     settings = Settings.from_env("metrics_service")

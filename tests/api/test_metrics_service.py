@@ -61,7 +61,8 @@ def seed(client):
     rows += [event("a0", event_type="cta_click"), event("a1", event_type="cta_click"),
              event("a1", event_type="form_submit")]
     rows += [event(f"b{i}", "B") for i in range(2)]
-    rows += [event(f"b{i}", "B", "cta_click") for i in range(2)] + [event(f"b{i}", "B", "form_submit") for i in range(2)]
+    rows += [event(f"b{i}", "B", "cta_click") for i in range(2)]
+    rows += [event(f"b{i}", "B", "form_submit") for i in range(2)]
     rows += [event("b9", "B", "cta_click")]
     assert post(client, rows).status_code == 202
 

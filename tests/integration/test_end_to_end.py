@@ -45,9 +45,12 @@ def test_visitor_journey_is_counted(stack):
         assert variant == assign_variant(visitor_id, ["A", "B"], seed="landing")
         assigned = requests.get(f"{stack.ab.url}/assign", params={"visitor_id": visitor_id}, timeout=5).json()
         assert assigned["variant"] == variant
-        assert re.search(r'data-variant="([AB])"', browser.get(stack.landing.url + "/", timeout=5).text).group(1) == variant
-        assert browser.post(stack.landing.url + "/track", json={"event_type": "cta_click"}, timeout=5).status_code == 202
-        assert browser.post(stack.landing.url + "/signup", json={"email": "a@example.com"}, timeout=5).status_code == 202
+        reload = browser.get(stack.landing.url + "/", timeout=5).text
+        assert re.search(r'data-variant="([AB])"', reload).group(1) == variant
+        click = browser.post(stack.landing.url + "/track", json={"event_type": "cta_click"}, timeout=5)
+        assert click.status_code == 202
+        signup = browser.post(stack.landing.url + "/signup", json={"email": "a@example.com"}, timeout=5)
+        assert signup.status_code == 202
         visitors.append((visitor_id, variant))
 
     def stats():

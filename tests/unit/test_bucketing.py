@@ -70,7 +70,7 @@ def test_unknown_hash_version_is_none():
 def test_bucket_ranges_match_published_vectors(args, expected):
     got = bucket_ranges(*args)
     assert len(got) == len(expected)
-    for (start, end), (exp_start, exp_end) in zip(got, expected):
+    for (start, end), (exp_start, exp_end) in zip(got, expected, strict=True):
         assert start == pytest.approx(exp_start)
         assert end == pytest.approx(exp_end)
 
