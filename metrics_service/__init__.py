@@ -20,9 +20,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     store.init_schema()
     app.extensions["metrics_store"] = store
 
-    from metrics_service import ingest, stats
+    from metrics_service import ingest, results, stats
 
     app.register_blueprint(health_blueprint(lambda: ping(engine)))
     app.register_blueprint(ingest.bp)
     app.register_blueprint(stats.bp)
+    app.register_blueprint(results.bp)
     return app

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, request
 
 from core.events import EVENT_TYPES, to_millis
 from core.web import ApiError
+from metrics_service.series import INTERVALS_MS, event_series, funnel_steps
 from metrics_service.store import EventFilter
 
 bp = Blueprint("stats", __name__)
@@ -27,6 +28,13 @@ def parse_time(name: str, value: str | None) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return to_millis(when)
+
+
+def parse_interval() -> str:
+    interval = request.args.get("interval", "hour")
+    if interval not in INTERVALS_MS:
+        raise ApiError(400, "interval must be hour or day", [{"field": "interval", "message": "unknown interval"}])
+    return interval
 
 
 def filter_from_args(args) -> EventFilter:
@@ -100,3 +108,18 @@ def stats():
     )
     body["filters"] = {k: request.args.get(k) for k in ("experiment", "variant", "event_type", "since", "until")}
     return body
+
+
+@bp.get("/stats/timeseries")
+def timeseries():
+    flt = filter_from_args(request.args)
+    interval = parse_interval()
+    rows = current_app.extensions["metrics_store"].timeseries(flt, INTERVALS_MS[interval])
+    return {"interval": interval, "series": event_series(rows)}
+
+
+@bp.get("/stats/funnel")
+def funnel():
+    flt = filter_from_args(request.args)
+    rows = current_app.extensions["metrics_store"].funnel(flt, EVENT_TYPES)
+    return {"experiment": flt.experiment, "steps": list(EVENT_TYPES), "variants": funnel_steps(rows, EVENT_TYPES)}

@@ -142,3 +142,54 @@ class MetricsStore:
                 {key: (int(value or 0) if key != "variant" else value) for key, value in row.items()}
                 for row in conn.execute(query).mappings()
             ]
+
+    def timeseries(self, flt: EventFilter, interval_ms: int) -> list[dict[str, Any]]:
+        """Events and unique visitors per (time bucket, variant); bucket = start of the interval in ms."""
+        bucket = (events.c.ts - events.c.ts % interval_ms).label("bucket")
+        query = (
+            select(
+                bucket,
+                events.c.variant,
+                func.count().label("events"),
+                func.count(events.c.visitor_id.distinct()).label("visitors"),
+            )
+            .where(and_(True, *flt.clauses()))
+            .group_by(bucket, events.c.variant)
+            .order_by(bucket, events.c.variant)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def funnel(self, flt: EventFilter, steps: Sequence[str]) -> list[dict[str, Any]]:
+        """Per variant: visitors who reached each step having reached every step before it."""
+        flags = [func.max(case((events.c.event_type == step, 1), else_=0)).label(step) for step in steps]
+        per_visitor = (
+            select(events.c.variant, *flags)
+            .where(and_(True, *flt.clauses(include_event_type=False)))
+            .group_by(events.c.variant, events.c.visitor_id)
+            .subquery()
+        )
+        reached = []
+        product = None
+        for step in steps:
+            product = per_visitor.c[step] if product is None else product * per_visitor.c[step]
+            reached.append(func.sum(product).label(step))
+        query = select(per_visitor.c.variant, *reached).group_by(per_visitor.c.variant).order_by(per_visitor.c.variant)
+        with self.engine.connect() as conn:
+            return [
+                {key: (value if key == "variant" else int(value or 0)) for key, value in row.items()}
+                for row in conn.execute(query).mappings()
+            ]
+
+    def first_times(self, flt: EventFilter, metric: str) -> list[tuple[str, int, int | None]]:
+        """Per exposed visitor: (variant, first page_view time, first metric time or None)."""
+        first_view = func.min(case((events.c.event_type == "page_view", events.c.ts), else_=None))
+        first_metric = func.min(case((events.c.event_type == metric, events.c.ts), else_=None))
+        query = (
+            select(events.c.variant, first_view.label("viewed"), first_metric.label("converted"))
+            .where(and_(True, *flt.clauses(include_event_type=False)))
+            .group_by(events.c.variant, events.c.visitor_id)
+            .having(first_view.is_not(None))
+        )
+        with self.engine.connect() as conn:
+            return [(row.variant, row.viewed, row.converted) for row in conn.execute(query)]

@@ -1,0 +1,76 @@
+"""Shaping time series and funnels from aggregate rows (pure functions)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from core.events import from_millis
+
+INTERVALS_MS = {"hour": 3_600_000, "day": 86_400_000}
+
+
+def iso(ms: int) -> str:
+    return from_millis(ms).isoformat().replace("+00:00", "Z")
+
+
+def bucket_start(ms: int, interval_ms: int) -> int:
+    return ms - ms % interval_ms
+
+
+def event_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"bucket": iso(r["bucket"]), "variant": r["variant"], "events": r["events"], "visitors": r["visitors"]}
+        for r in rows
+    ]
+
+
+def cumulative_conversion(
+    first_times: Iterable[tuple[str, int, int | None]], interval_ms: int
+) -> list[dict[str, Any]]:
+    """Cumulative exposed visitors, conversions and rate per (bucket, variant).
+
+    A visitor counts as exposed from the bucket of their first page_view, and as converted from the
+    bucket in which they had both the page_view and the metric event.
+    """
+    exposed: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    converted: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    buckets: set[int] = set()
+    for variant, viewed, metric_at in first_times:
+        start = bucket_start(viewed, interval_ms)
+        exposed[variant][start] += 1
+        buckets.add(start)
+        if metric_at is not None:
+            done = bucket_start(max(viewed, metric_at), interval_ms)
+            converted[variant][done] += 1
+            buckets.add(done)
+    series = []
+    for variant in sorted(exposed):
+        visitors = conversions = 0
+        for start in sorted(buckets):
+            visitors += exposed[variant].get(start, 0)
+            conversions += converted[variant].get(start, 0)
+            if visitors:
+                series.append({"bucket": iso(start), "variant": variant, "visitors": visitors,
+                               "conversions": conversions, "rate": conversions / visitors})
+    return series
+
+
+def funnel_steps(rows: Iterable[dict[str, Any]], steps: Sequence[str]) -> list[dict[str, Any]]:
+    """Per variant: each step's visitors, conversion from the previous step and from the first."""
+    variants = []
+    for row in rows:
+        shaped = []
+        first = row[steps[0]]
+        previous = None
+        for step in steps:
+            count = row[step]
+            shaped.append({
+                "step": step,
+                "visitors": count,
+                "conversion_from_previous": None if previous is None else (count / previous if previous else None),
+                "conversion_from_start": count / first if first else None,
+            })
+            previous = count
+        variants.append({"variant": row["variant"], "steps": shaped})
+    return variants
