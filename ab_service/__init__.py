@@ -20,9 +20,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     store.init_schema()
     app.extensions["ab_store"] = store
 
-    from ab_service import assign, config
+    from ab_service import assign, audit, config, experiments, flags
 
     app.register_blueprint(health_blueprint(lambda: ping(engine)))
     app.register_blueprint(assign.bp)
     app.register_blueprint(config.bp)
+    app.register_blueprint(flags.bp)
+    app.register_blueprint(experiments.bp)
+    app.register_blueprint(audit.bp)
     return app

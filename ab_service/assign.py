@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
-from ab_service.store import AbStore, Experiment
+from ab_service.store import Experiment
+from ab_service.store import current_store as ab_store
 from core.bucketing import assign_variant
 from core.web import ApiError
 
@@ -46,10 +47,6 @@ def decide(experiment: Experiment, visitor_id: str, stored: str | None) -> Decis
     return Decision(variant, True, True)
 
 
-def _store() -> AbStore:
-    return current_app.extensions["ab_store"]
-
-
 @bp.get("/assign")
 def assign():
     visitor_id = request.args.get("visitor_id", "").strip()
@@ -59,7 +56,7 @@ def assign():
     if len(visitor_id) > MAX_VISITOR_ID:
         raise ApiError(400, f"visitor_id may be at most {MAX_VISITOR_ID} characters",
                        [{"field": "visitor_id", "message": "too long"}])
-    store = _store()
+    store = ab_store()
     experiment = store.get_experiment(key)
     if experiment is None:
         raise ApiError(404, f"unknown experiment {key!r}", [{"field": "experiment", "message": "not found"}])

@@ -1,54 +1,48 @@
-"""GET/POST /config: feature toggles as one flat JSON object; writes need the admin token."""
+"""GET/POST /config: the toggle values as one flat JSON object; writes need the admin token."""
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, g, request
 
-from ab_service.store import AbStore
+from ab_service.store import current_store as store
+from core.flags import resolve_all, value_problem
 from core.web import ApiError, json_body, require_admin
 
 bp = Blueprint("config", __name__)
 
-MAX_STRING = 200
 
-
-def validate_changes(changes: Any, types: dict[str, str]) -> list[dict[str, str]]:
+def validate_changes(changes: Any, types: dict[str, str]) -> list[dict[str, Any]]:
     """One problem per bad field: unknown key or a value of the wrong type."""
     if not isinstance(changes, dict) or not changes:
         return [{"field": None, "message": "body must be a non-empty JSON object of toggle values"}]
     problems = []
     for key, value in changes.items():
         kind = types.get(key)
-        if kind is None:
-            problems.append({"field": key, "message": "unknown toggle"})
-        elif kind == "boolean" and not isinstance(value, bool):
-            problems.append({"field": key, "message": "must be true or false"})
-        elif kind == "string" and not isinstance(value, str):
-            problems.append({"field": key, "message": "must be a string"})
-        elif kind == "string" and not value.strip():
-            problems.append({"field": key, "message": "must not be empty"})
-        elif kind == "string" and len(value) > MAX_STRING:
-            problems.append({"field": key, "message": f"must be at most {MAX_STRING} characters"})
+        problem = "unknown toggle" if kind is None else value_problem(kind, value)
+        if problem:
+            problems.append({"field": key, "message": problem})
     return problems
-
-
-def _store() -> AbStore:
-    return current_app.extensions["ab_store"]
 
 
 @bp.get("/config")
 def get_config():
-    return _store().get_flags()
+    """Flag values; with ?visitor_id= they are resolved for that visitor's rollout buckets."""
+    flags = store().list_flags()
+    visitor_id = request.args.get("visitor_id")
+    if visitor_id is None:
+        return {flag["key"]: flag["value"] for flag in flags}
+    return resolve_all(flags, visitor_id)
 
 
 @bp.post("/config")
 @require_admin
 def set_config():
     changes = json_body()
-    store = _store()
-    problems = validate_changes(changes, store.get_flag_types())
+    flags = {flag["key"]: flag for flag in store().list_flags()}
+    problems = validate_changes(changes, {key: flag["type"] for key, flag in flags.items()})
     if problems:
         fields = ", ".join(str(p["field"]) for p in problems if p["field"]) or "body"
         raise ApiError(400, f"invalid config: {fields}", problems)
-    return store.set_flags(changes)
+    store().update_flags({key: {"value": value} for key, value in changes.items()}, g.actor)
+    return get_config()

@@ -1,25 +1,30 @@
-"""ab_service storage: experiments, sticky assignments and feature flags (SQLAlchemy Core)."""
+"""ab_service storage: experiments, sticky assignments, feature flags and the audit log."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Engine,
     Float,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
+    insert,
     select,
     update,
 )
 
 from core.db import insert_ignore, now_millis
+from core.flags import default_off_value
 
 metadata = MetaData()
 
@@ -31,7 +36,8 @@ experiments = Table(
     Column("variants", JSON, nullable=False),  # [{"name": "A", "weight": 0.5}, ...]; the first is control
     Column("coverage", Float, nullable=False, default=1.0),
     Column("seed", String(128), nullable=True),
-    Column("status", String(16), nullable=False, default="running"),
+    Column("status", String(16), nullable=False, default="draft"),
+    Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
 
@@ -49,8 +55,24 @@ flags = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("type", String(16), nullable=False),
-    Column("value", Text, nullable=False),  # JSON-encoded
+    Column("value", Text, nullable=False),  # JSON
+    Column("off_value", Text, nullable=False),  # JSON: what visitors outside the rollout see
+    Column("rollout", Float, nullable=False, default=1.0),
+    Column("description", Text, nullable=False, default=""),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("entity", String(16), nullable=False),  # "flag" | "experiment"
+    Column("key", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # "create" | "update"
+    Column("old", Text, nullable=True),  # JSON
+    Column("new", Text, nullable=False),  # JSON
 )
 
 DEFAULT_EXPERIMENT = {
@@ -62,11 +84,14 @@ DEFAULT_EXPERIMENT = {
     "status": "running",
 }
 
-DEFAULT_FLAGS: dict[str, tuple[str, Any]] = {
-    "show_promo_section": ("boolean", True),
-    "enable_signup_form": ("boolean", True),
-    "show_testimonials": ("boolean", True),
-    "cta_text": ("string", "Get started"),
+DEFAULT_FLAGS: dict[str, tuple[str, Any, str]] = {
+    "show_promo_section": ("boolean", True, "Show the launch-offer section"),
+    "enable_signup_form": ("boolean", True, "Show the signup form and accept signups"),
+    "show_testimonials": ("boolean", True, "Show the testimonials section"),
+    "cta_text": ("string", "Get started", "Text of the call-to-action button"),
+    "hero_headline": ("string", "", "Replaces the variant's headline when set"),
+    "accent_color": ("color", "#3b5bdb", "Accent colour of the page"),
+    "promo_discount_percent": ("number", 20, "Discount shown in the launch offer"),
 }
 
 
@@ -102,6 +127,28 @@ class Experiment:
         }
 
 
+def _experiment(row) -> Experiment:
+    return Experiment(
+        key=row["key"],
+        description=row["description"] or "",
+        variants=list(row["variants"]),
+        coverage=float(row["coverage"]),
+        seed=row["seed"],
+        status=row["status"],
+    )
+
+
+def _flag(row) -> dict[str, Any]:
+    return {
+        "key": row["key"],
+        "type": row["type"],
+        "value": json.loads(row["value"]),
+        "off_value": json.loads(row["off_value"]),
+        "rollout": float(row["rollout"]),
+        "description": row["description"] or "",
+    }
+
+
 class AbStore:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -110,29 +157,59 @@ class AbStore:
         metadata.create_all(self.engine)
         now = now_millis()
         with self.engine.begin() as conn:
-            conn.execute(insert_ignore(conn, experiments), [{**DEFAULT_EXPERIMENT, "updated_at": now}])
+            conn.execute(
+                insert_ignore(conn, experiments), [{**DEFAULT_EXPERIMENT, "created_at": now, "updated_at": now}]
+            )
             conn.execute(
                 insert_ignore(conn, flags),
                 [
-                    {"key": key, "type": kind, "value": json.dumps(value), "updated_at": now}
-                    for key, (kind, value) in DEFAULT_FLAGS.items()
+                    {"key": key, "type": kind, "value": json.dumps(value),
+                     "off_value": json.dumps(default_off_value(kind, value)), "rollout": 1.0,
+                     "description": description, "updated_at": now}
+                    for key, (kind, value, description) in DEFAULT_FLAGS.items()
                 ],
             )
+
+    @staticmethod
+    def _audit(conn: Connection, actor: str, entity: str, key: str, old: Any, new: Any) -> None:
+        conn.execute(
+            insert(audit_log).values(
+                at=now_millis(), actor=actor, entity=entity, key=key, action="update" if old is not None else "create",
+                old=json.dumps(old) if old is not None else None, new=json.dumps(new),
+            )
+        )
 
     # experiments -------------------------------------------------------------
     def get_experiment(self, key: str) -> Experiment | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(experiments).where(experiments.c.key == key)).mappings().first()
-        if row is None:
-            return None
-        return Experiment(
-            key=row["key"],
-            description=row["description"] or "",
-            variants=list(row["variants"]),
-            coverage=float(row["coverage"]),
-            seed=row["seed"],
-            status=row["status"],
-        )
+        return _experiment(row) if row else None
+
+    def list_experiments(self) -> list[Experiment]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(experiments).order_by(experiments.c.key)).mappings().all()
+        return [_experiment(row) for row in rows]
+
+    def create_experiment(self, data: dict[str, Any], actor: str) -> Experiment | None:
+        """Insert a new experiment; None when the key is taken."""
+        now = now_millis()
+        with self.engine.begin() as conn:
+            created = conn.execute(
+                insert_ignore(conn, experiments).returning(experiments.c.key),
+                {**data, "created_at": now, "updated_at": now},
+            ).first()
+            if created is None:
+                return None
+            self._audit(conn, actor, "experiment", data["key"], None, data)
+        return self.get_experiment(data["key"])
+
+    def update_experiment(self, key: str, changes: dict[str, Any], actor: str) -> Experiment:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(experiments).where(experiments.c.key == key)).mappings().one()
+            old = _experiment(row).as_dict()
+            conn.execute(update(experiments).where(experiments.c.key == key).values(**changes, updated_at=now_millis()))
+            self._audit(conn, actor, "experiment", key, old, {**old, **changes})
+        return self.get_experiment(key)
 
     # assignments -------------------------------------------------------------
     def get_assignment(self, experiment: str, visitor_id: str) -> str | None:
@@ -157,20 +234,50 @@ class AbStore:
             ).scalar_one()
 
     # flags -------------------------------------------------------------------
-    def get_flag_types(self) -> dict[str, str]:
+    def list_flags(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return {row.key: row.type for row in conn.execute(select(flags.c.key, flags.c.type))}
+            return [_flag(row) for row in conn.execute(select(flags).order_by(flags.c.key)).mappings()]
 
-    def get_flags(self) -> dict[str, Any]:
+    def get_flag(self, key: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(flags.c.key, flags.c.value).order_by(flags.c.key))
-            return {row.key: json.loads(row.value) for row in rows}
+            row = conn.execute(select(flags).where(flags.c.key == key)).mappings().first()
+        return _flag(row) if row else None
 
-    def set_flags(self, changes: dict[str, Any]) -> dict[str, Any]:
+    def create_flag(self, flag: dict[str, Any], actor: str) -> dict[str, Any] | None:
+        """Insert a new flag; None when the key is taken."""
+        with self.engine.begin() as conn:
+            created = conn.execute(
+                insert_ignore(conn, flags).returning(flags.c.key),
+                {**flag, "value": json.dumps(flag["value"]), "off_value": json.dumps(flag["off_value"]),
+                 "updated_at": now_millis()},
+            ).first()
+            if created is None:
+                return None
+            self._audit(conn, actor, "flag", flag["key"], None, flag)
+        return self.get_flag(flag["key"])
+
+    def update_flags(self, changes: dict[str, dict[str, Any]], actor: str) -> None:
+        """Apply {key: {field: new value}} to several flags in one transaction, each change audited."""
         now = now_millis()
         with self.engine.begin() as conn:
-            for key, value in changes.items():
-                conn.execute(
-                    update(flags).where(flags.c.key == key).values(value=json.dumps(value), updated_at=now)
-                )
-        return self.get_flags()
+            for key, fields in changes.items():
+                row = conn.execute(select(flags).where(flags.c.key == key)).mappings().one()
+                old = _flag(row)
+                stored = {k: json.dumps(v) if k in ("value", "off_value") else v for k, v in fields.items()}
+                conn.execute(update(flags).where(flags.c.key == key).values(**stored, updated_at=now))
+                self._audit(conn, actor, "flag", key, old, {**old, **fields})
+
+    # audit -------------------------------------------------------------------
+    def audit_entries(self, limit: int = 200) -> list[dict[str, Any]]:
+        query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                {"id": r["id"], "at": r["at"], "actor": r["actor"], "entity": r["entity"], "key": r["key"],
+                 "action": r["action"], "old": json.loads(r["old"]) if r["old"] else None, "new": json.loads(r["new"])}
+                for r in conn.execute(query).mappings()
+            ]
+
+
+def current_store() -> AbStore:
+    """The store of the app handling the current request."""
+    return current_app.extensions["ab_store"]

@@ -16,6 +16,8 @@ from pydantic import (
     ValidationError,
 )
 
+from core.validation import field_errors
+
 EVENT_TYPES = ("page_view", "cta_click", "form_submit")
 DEFAULT_EXPERIMENT = "landing"
 MAX_PROPERTIES_BYTES = 2048
@@ -86,21 +88,6 @@ class EventValidationError(Exception):
         self.errors = errors
 
 
-def _format_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = list(err["loc"])
-        index = loc.pop(0) if loc and isinstance(loc[0], int) else None
-        problems.append(
-            {
-                "index": index,
-                "field": ".".join(str(part) for part in loc) or None,
-                "message": err["msg"],
-            }
-        )
-    return problems
-
-
 def parse_events(payload: Any) -> list[Event]:
     """Validate one event object or a list of them; raise EventValidationError listing every problem."""
     if isinstance(payload, dict):
@@ -119,7 +106,7 @@ def parse_events(payload: Any) -> list[Event]:
     try:
         return _EVENT_LIST.validate_python(payload)
     except ValidationError as exc:
-        raise EventValidationError(_format_errors(exc)) from exc
+        raise EventValidationError(field_errors(exc, with_index=True)) from exc
 
 
 def to_row(event: Event, received_at: datetime | None = None) -> dict[str, Any]:

@@ -14,6 +14,17 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _named_tokens(value: str) -> tuple[tuple[str, str], ...]:
+    """ADMIN_TOKENS="alice:secret1,bob:secret2" -> (("alice", "secret1"), ("bob", "secret2"))."""
+    pairs = []
+    for item in _split(value):
+        name, sep, token = item.partition(":")
+        if not sep or not name.strip() or not token.strip():
+            raise ValueError("ADMIN_TOKENS entries must look like name:token")
+        pairs.append((name.strip(), token.strip()))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -22,6 +33,7 @@ class Settings:
     ab_service_url: str
     metrics_service_url: str
     admin_token: str
+    named_tokens: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (name, token) from ADMIN_TOKENS
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     data_dir: Path = Path("data")
@@ -40,6 +52,7 @@ class Settings:
             ab_service_url=env.get("AB_SERVICE_URL", "http://127.0.0.1:5002").rstrip("/"),
             metrics_service_url=env.get("METRICS_SERVICE_URL", "http://127.0.0.1:5001").rstrip("/"),
             admin_token=env.get("ADMIN_TOKEN", ""),
+            named_tokens=_named_tokens(env.get("ADMIN_TOKENS", "")),
             cors_origins=_split(env.get("CORS_ORIGINS", "")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
             data_dir=data_dir,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
@@ -70,6 +70,7 @@ def create_base_app(
         SETTINGS=settings,
         DATABASE_URL=settings.database_url,
         ADMIN_TOKEN=settings.admin_token,
+        ADMIN_TOKENS=settings.named_tokens,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         CORS_ORIGINS=settings.cors_origins,
         JSON_SORT_KEYS=False,
@@ -109,13 +110,25 @@ def token_matches(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def token_owner(given: str | None) -> str | None:
+    """The name of the admin token given ("admin" for ADMIN_TOKEN), or None. Checks every token."""
+    known = [("admin", current_app.config.get("ADMIN_TOKEN", "")), *current_app.config.get("ADMIN_TOKENS", ())]
+    owner = None
+    for name, token in known:
+        if token_matches(given, token) and owner is None:
+            owner = name
+    return owner
+
+
 def require_admin(view: Callable) -> Callable:
-    """Writes need `Authorization: Bearer $ADMIN_TOKEN`; 401 otherwise."""
+    """Writes need `Authorization: Bearer <admin token>`; 401 otherwise. Sets g.actor to the token's name."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        if not token_matches(bearer_token(), current_app.config.get("ADMIN_TOKEN", "")):
+        owner = token_owner(bearer_token())
+        if owner is None:
             raise ApiError(401, "a valid admin token is required (Authorization: Bearer <token>)")
+        g.actor = owner
         return view(*args, **kwargs)
 
     return wrapper
