@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from core.events import EventValidationError, parse_events
+from core.flags import COLOR_PATTERN
 from core.web import ApiError, json_body
 
 bp = Blueprint("landing", __name__)
@@ -35,7 +36,7 @@ def _remember(response, visitor_id: str):
 
 
 def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_id: str | None = None,
-           properties: dict[str, Any] | None = None) -> str:
+           properties: dict[str, Any] | None = None, forced: bool = False) -> str:
     """Validate one event with the shared schema and commit it to the outbox; returns its event_id."""
     event = {
         "event_id": event_id or str(uuid.uuid4()),
@@ -44,6 +45,7 @@ def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_i
         "variant": assignment["variant"],
         "event_type": event_type,
         "in_experiment": assignment.get("in_experiment", True),
+        "forced": forced,
     }
     if properties:
         event["properties"] = properties
@@ -56,29 +58,58 @@ def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_i
     return wire["event_id"]
 
 
+def _ab():
+    return current_app.extensions["ab_client"]
+
+
 def _assignment(visitor_id: str) -> dict[str, Any]:
-    return current_app.extensions["ab_client"].assignment(visitor_id, EXPERIMENT)
+    return _ab().assignment(visitor_id, EXPERIMENT)
+
+
+def _forced_variant(value: str | None) -> str | None:
+    """A QA override (?force_variant=B): honoured only for a variant the experiment has."""
+    if not value:
+        return None
+    experiment = _ab().experiment(EXPERIMENT) or {}
+    names = [v["name"] for v in experiment.get("variants", [])]
+    return value if value in names else None
+
+
+def _page(visitor_id: str, variant: str, toggles: dict[str, Any], status: int = 200, forced: bool = False,
+          signed_up: bool = False, form_error: str | None = None):
+    html = render_template("page.html", variant=variant, toggles=toggles, forced=forced,
+                           signed_up=signed_up, form_error=form_error)
+    response = current_app.response_class(html, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return _remember(response, visitor_id)
 
 
 @bp.get("/")
 def index():
     visitor_id, _ = _visitor_id()
-    assignment = _assignment(visitor_id)
-    toggles = current_app.extensions["ab_client"].toggles()
-    record(visitor_id, assignment, "page_view", properties={"path": "/"})
-    html = render_template(
-        "page.html",
-        variant=assignment["variant"],
-        toggles=toggles,
-        signed_up=request.args.get("signed_up") == "1",
-        form_error=None,
-    )
-    return _remember(current_app.response_class(html, mimetype="text/html"), visitor_id)
+    forced = _forced_variant(request.args.get("force_variant"))
+    assignment = {"variant": forced, "in_experiment": True} if forced else _assignment(visitor_id)
+    toggles = _ab().flags_for(visitor_id)
+    record(visitor_id, assignment, "page_view", properties={"path": "/"}, forced=bool(forced))
+    return _page(visitor_id, assignment["variant"], toggles, forced=bool(forced),
+                 signed_up=request.args.get("signed_up") == "1")
+
+
+@bp.get("/theme.css")
+def theme():
+    """The visitor's accent colour as a CSS variable (a validated #rrggbb value; no inline styles needed)."""
+    visitor_id, _ = _visitor_id()
+    color = _ab().flags_for(visitor_id).get("accent_color", "#3b5bdb")
+    if not isinstance(color, str) or not COLOR_PATTERN.match(color):
+        color = "#3b5bdb"
+    response = current_app.response_class(f":root {{ --accent: {color}; }}\n", mimetype="text/css")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/track")
 def track():
-    """Browser-reported CTA clicks: {"event_type": "cta_click", "event_id": "<uuid>"}."""
+    """Browser-reported CTA clicks: {"event_type": "cta_click", "event_id": "<uuid>", "forced_variant"?: "B"}."""
     visitor_id, new = _visitor_id()
     if new:
         raise ApiError(400, "no visitor cookie: load the page first", code="no_visitor")
@@ -86,7 +117,9 @@ def track():
     if not isinstance(body, dict) or body.get("event_type") != "cta_click":
         raise ApiError(400, "only cta_click is reported here",
                        [{"field": "event_type", "message": "must be cta_click"}])
-    event_id = record(visitor_id, _assignment(visitor_id), "cta_click", body.get("event_id"))
+    forced = _forced_variant(body.get("forced_variant"))
+    assignment = {"variant": forced, "in_experiment": True} if forced else _assignment(visitor_id)
+    event_id = record(visitor_id, assignment, "cta_click", body.get("event_id"), forced=bool(forced))
     return {"recorded": "cta_click", "event_id": event_id}, 202
 
 
@@ -106,7 +139,7 @@ def signup():
     """
     wants_json = request.is_json
     visitor_id, new = _visitor_id()
-    toggles = current_app.extensions["ab_client"].toggles()
+    toggles = _ab().flags_for(visitor_id)
     data = json_body() if wants_json else request.form
     if not isinstance(data, dict) and not hasattr(data, "get"):
         raise ApiError(400, "body must be a JSON object", code="invalid_json")
@@ -116,13 +149,11 @@ def signup():
     if problem:
         if wants_json:
             raise ApiError(400, problem, [{"field": "email", "message": problem}], code="invalid_signup")
-        assignment = _assignment(visitor_id)
-        html = render_template("page.html", variant=assignment["variant"], toggles=toggles,
-                               signed_up=False, form_error=problem)
-        return _remember(current_app.response_class(html, status=400, mimetype="text/html"), visitor_id)
-    assignment = _assignment(visitor_id)
+        return _page(visitor_id, _assignment(visitor_id)["variant"], toggles, status=400, form_error=problem)
+    forced = _forced_variant(data.get("forced_variant"))
+    assignment = {"variant": forced, "in_experiment": True} if forced else _assignment(visitor_id)
     event_id = data.get("event_id") if wants_json else None
-    record(visitor_id, assignment, "form_submit", event_id)
+    record(visitor_id, assignment, "form_submit", event_id, forced=bool(forced))
     if wants_json:
         return {"recorded": "form_submit", "message": "Thanks! You're on the list."}, 202
     return redirect(url_for("landing.index", signed_up=1, _anchor="signup"), code=303)

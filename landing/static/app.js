@@ -21,10 +21,17 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // A QA override (?force_variant=) marks every event of this page as forced.
+    var forced = document.body.getAttribute("data-forced-variant");
+    function withForced(body) {
+      if (forced) body.forced_variant = forced;
+      return body;
+    }
+
     var cta = document.getElementById("cta");
     if (cta) {
       cta.addEventListener("click", function () {
-        post("/track", { event_type: "cta_click", event_id: newId() }).catch(function () {});
+        post("/track", withForced({ event_type: "cta_click", event_id: newId() })).catch(function () {});
       });
     }
 
@@ -38,7 +45,7 @@
       button.disabled = true;
       feedback.className = "feedback";
       feedback.textContent = "Sending…";
-      post("/signup", { email: email, event_id: newId() })
+      post("/signup", withForced({ email: email, event_id: newId() }))
         .then(function (response) {
           return response.json().then(function (body) { return { ok: response.ok, body: body }; });
         })

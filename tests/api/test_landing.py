@@ -148,3 +148,71 @@ def test_metrics_down_keeps_events_until_delivered(tmp_path, ab_server, closed_p
 
 def test_health(landing_client):
     assert landing_client.get("/health").get_json() == {"status": "ok"}
+
+
+def test_force_variant_renders_it_and_marks_events_forced(landing_app, landing_client, metrics_server):
+    from sqlalchemy import select
+
+    from metrics_service.store import events
+
+    for variant in ("A", "B"):
+        html = landing_client.get(f"/?force_variant={variant}").get_data(as_text=True)
+        assert variant_of(html) == variant
+        assert f'data-forced-variant="{variant}"' in html
+        click = landing_client.post("/track", json={"event_type": "cta_click", "forced_variant": variant})
+        assert click.status_code == 202
+    unknown = landing_client.get("/?force_variant=Z").get_data(as_text=True)
+    assert "data-forced-variant" not in unknown
+    store = stored_events(landing_app, metrics_server)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(events.c.variant, events.c.excluded)).all()
+    assert sorted((v, e or "") for v, e in rows) == sorted(
+        [("A", "forced")] * 2 + [("B", "forced")] * 2 + [(variant_of(unknown), "")])
+    stats = metrics_server.app.test_client().get("/stats").get_json()
+    assert stats["total_events"] == 1
+
+
+def test_flag_changes_reach_the_rendered_page(landing_client, ab_server, admin_headers):
+    import requests
+
+    requests.post(f"{ab_server.url}/config", json={"hero_headline": "<i>Bold</i> claims", "accent_color": "#ff0066",
+                                                   "promo_discount_percent": 35}, headers=admin_headers,
+                  timeout=5).raise_for_status()
+    html = landing_client.get("/").get_data(as_text=True)
+    assert "&lt;i&gt;Bold&lt;/i&gt; claims" in html
+    assert "35% off" in html
+    css = landing_client.get("/theme.css")
+    assert css.mimetype == "text/css" and "--accent: #ff0066" in css.get_data(as_text=True)
+
+
+def test_flag_rollout_is_resolved_per_visitor(landing_client, ab_server, admin_headers):
+    import requests
+
+    from core.flags import in_rollout
+
+    requests.patch(f"{ab_server.url}/flags/show_testimonials", json={"rollout": 0.5}, headers=admin_headers,
+                   timeout=5).raise_for_status()
+    shown = set()
+    for i in range(40):
+        visitor = str(uuid.UUID(int=5000 + i))
+        landing_client.set_cookie("ll_vid", visitor)
+        html = landing_client.get("/").get_data(as_text=True)
+        assert ('id="testimonials"' in html) == in_rollout("show_testimonials", visitor, 0.5)
+        shown.add('id="testimonials"' in html)
+    assert shown == {True, False}
+
+
+def test_fallback_uses_the_last_known_experiment_definition(tmp_path, ab_server, metrics_server, admin_headers):
+    import requests
+
+    requests.patch(f"{ab_server.url}/experiments/landing", headers=admin_headers, timeout=5,
+                   json={"variants": [{"name": "A", "weight": 0.1}, {"name": "B", "weight": 0.9}]}).raise_for_status()
+    app = make_landing(tmp_path, ab_server.url, metrics_server.url)
+    client = app.test_client()
+    client.get("/")  # learns the definition
+    app.extensions["ab_client"].base_url = "http://127.0.0.1:9"  # ab_service goes away
+    for i in range(40):
+        visitor = str(uuid.UUID(int=9000 + i))
+        client.set_cookie("ll_vid", visitor)
+        expected = assign_variant(visitor, ["A", "B"], [0.1, 0.9], 1.0, "landing")
+        assert variant_of(client.get("/").get_data(as_text=True)) == expected
