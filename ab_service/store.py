@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -25,8 +26,11 @@ from sqlalchemy import (
 
 from core.db import insert_ignore, now_millis
 from core.flags import default_off_value
+from core.migrate import upgrade
 
 metadata = MetaData()
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_ab"
 
 experiments = Table(
     "experiments",
@@ -154,7 +158,7 @@ class AbStore:
         self.engine = engine
 
     def init_schema(self) -> None:
-        metadata.create_all(self.engine)
+        upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
         now = now_millis()
         with self.engine.begin() as conn:
             conn.execute(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -22,8 +23,11 @@ from sqlalchemy import (
 )
 
 from core.db import insert_ignore
+from core.migrate import upgrade
 
 metadata = MetaData()
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_metrics"
 
 events = Table(
     "events",
@@ -70,7 +74,7 @@ class MetricsStore:
         self.engine = engine
 
     def init_schema(self) -> None:
-        metadata.create_all(self.engine)
+        upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
 
     def insert_events(self, rows: Sequence[dict[str, Any]]) -> int:
         """Store rows in one transaction; rows whose event_id is already stored are skipped.

@@ -1,21 +1,80 @@
-"""Shared fixtures: each Flask app built on a temporary database, with its test client."""
+"""Shared fixtures: each Flask app built on a temporary database, with its test client.
+
+Storage and API tests run on both backends: SQLite, and PostgreSQL at TEST_DATABASE_URL
+(each test in a schema of its own). Without TEST_DATABASE_URL the PostgreSQL cases skip,
+except in CI (CI=true), where a missing server is a failure.
+"""
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ADMIN_TOKEN = "test-admin-token"
 
 
+def postgres_base_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests")
+        pytest.skip("PostgreSQL tests skipped: set TEST_DATABASE_URL=postgresql+psycopg://user@host/db to run them")
+    return url
+
+
 @pytest.fixture
-def db_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'test.db'}"
+def pg_schema_url():
+    """A factory of URLs that each point at a fresh schema of the test PostgreSQL database."""
+    base = postgres_base_url()
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    schemas = []
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        schemas.append(schema)
+        return make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend, tmp_path, request):
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("pg_schema_url")()
+
+
+def _dispose(app):
+    for name in ("ab_store", "metrics_store"):
+        if name in app.extensions:
+            app.extensions[name].engine.dispose()
 
 
 @pytest.fixture
 def ab_app(db_url):
     from ab_service import create_app
 
-    return create_app({"TESTING": True, "DATABASE_URL": db_url, "ADMIN_TOKEN": ADMIN_TOKEN})
+    app = create_app({"TESTING": True, "DATABASE_URL": db_url, "ADMIN_TOKEN": ADMIN_TOKEN})
+    yield app
+    _dispose(app)
 
 
 @pytest.fixture
@@ -27,7 +86,9 @@ def ab_client(ab_app):
 def metrics_app(db_url):
     from metrics_service import create_app
 
-    return create_app({"TESTING": True, "DATABASE_URL": db_url})
+    app = create_app({"TESTING": True, "DATABASE_URL": db_url})
+    yield app
+    _dispose(app)
 
 
 @pytest.fixture

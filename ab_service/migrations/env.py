@@ -1,0 +1,4 @@
+from ab_service.store import metadata
+from core.migrate import run_env
+
+run_env(metadata)
