@@ -1,0 +1,145 @@
+"""The dashboard's only way to reach the services: a small HTTP client with cached reads."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import streamlit as st
+
+from core.http import make_session
+
+READ_TTL_SECONDS = 5
+
+
+class BackendError(Exception):
+    """A plain-language message about a service that did not answer as expected."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    ab_service: str
+    metrics_service: str
+
+    @classmethod
+    def from_env(cls) -> Endpoints:
+        return cls(
+            ab_service=os.environ.get("AB_SERVICE_URL", "http://127.0.0.1:5002").rstrip("/"),
+            metrics_service=os.environ.get("METRICS_SERVICE_URL", "http://127.0.0.1:5001").rstrip("/"),
+        )
+
+
+@st.cache_resource
+def _session() -> requests.Session:
+    return make_session(retries=1, timeout=(1.0, 10.0))
+
+
+def _describe(service: str, response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{service} answered {response.status_code}"
+    message = body.get("message") or body.get("error") or str(response.status_code)
+    details = "; ".join(
+        f"{e['field']}: {e['message']}" if e.get("field") else e.get("message", "")
+        for e in body.get("errors") or []
+    )
+    return f"{service}: {message}" + (f" ({details})" if details else "")
+
+
+def request_json(service: str, method: str, url: str, token: str | None = None, **kwargs) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = _session().request(method, url, headers=headers, **kwargs)
+    except requests.RequestException as exc:
+        raise BackendError(f"{service} is unreachable at {url.split('?')[0]}: {exc.__class__.__name__}") from exc
+    if not response.ok:
+        raise BackendError(_describe(service, response))
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BackendError(f"{service} sent a response that is not JSON") from exc
+
+
+@st.cache_data(ttl=READ_TTL_SECONDS, show_spinner=False)
+def cached_get(service: str, url: str, params: tuple[tuple[str, str], ...] = ()) -> Any:
+    return request_json(service, "GET", url, params=dict(params))
+
+
+def _params(**values: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, str(v)) for k, v in values.items() if v not in (None, "", "All")))
+
+
+class Api:
+    """Reads are cached for a few seconds; every write clears the cache so the next read is fresh."""
+
+    def __init__(self, endpoints: Endpoints, token: str | None = None):
+        self.endpoints = endpoints
+        self.token = token
+
+    # ab_service ---------------------------------------------------------------
+    def _ab(self, path: str) -> str:
+        return self.endpoints.ab_service + path
+
+    def config(self) -> dict[str, Any]:
+        return cached_get("ab_service", self._ab("/config"))
+
+    def flags(self) -> list[dict[str, Any]]:
+        return cached_get("ab_service", self._ab("/flags"))["flags"]
+
+    def experiments(self) -> list[dict[str, Any]]:
+        return cached_get("ab_service", self._ab("/experiments"))["experiments"]
+
+    def audit(self) -> list[dict[str, Any]]:
+        return request_json("ab_service", "GET", self._ab("/audit"), self.token)["entries"]
+
+    def check_token(self, token: str) -> bool:
+        """True when ab_service accepts the token as an admin credential."""
+        try:
+            request_json("ab_service", "GET", self._ab("/audit?limit=1"), token)
+            return True
+        except BackendError as exc:
+            if "unreachable" in str(exc):
+                raise
+            return False
+
+    def _write(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        result = request_json("ab_service", method, self._ab(path), self.token, json=body)
+        cached_get.clear()
+        return result
+
+    def save_config(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/config", changes)
+
+    def update_flag(self, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._write("PATCH", f"/flags/{key}", changes)
+
+    def create_experiment(self, experiment: dict[str, Any]) -> dict[str, Any]:
+        return self._write("POST", "/experiments", experiment)
+
+    def update_experiment(self, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._write("PATCH", f"/experiments/{key}", changes)
+
+    # metrics_service ----------------------------------------------------------
+    def _metrics(self, path: str) -> str:
+        return self.endpoints.metrics_service + path
+
+    def stats(self, **filters: Any) -> dict[str, Any]:
+        return cached_get("metrics_service", self._metrics("/stats"), _params(**filters))
+
+    def timeseries(self, **filters: Any) -> dict[str, Any]:
+        return cached_get("metrics_service", self._metrics("/stats/timeseries"), _params(**filters))
+
+    def funnel(self, experiment: str) -> dict[str, Any]:
+        return cached_get("metrics_service", self._metrics("/stats/funnel"), _params(experiment=experiment))
+
+    def results(self, experiment: str, metric: str, weights: dict[str, float] | None = None,
+                **filters: Any) -> dict[str, Any]:
+        weights_arg = ",".join(f"{k}:{v:.10g}" for k, v in weights.items()) if weights else None
+        return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/results"),
+                          _params(metric=metric, weights=weights_arg, **filters))
+
+    def cumulative(self, experiment: str, metric: str, interval: str) -> dict[str, Any]:
+        return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/timeseries"),
+                          _params(metric=metric, interval=interval))

@@ -1,0 +1,40 @@
+"""Stats: events per variant × event type and conversion per variant, with filters."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.api import Api, BackendError
+from dashboard.charts import EVENT_TYPES, conversion_chart, conversion_frame, events_chart, matrix_frame
+
+
+def render(api: Api) -> None:
+    st.header("Stats")
+    left, middle, right = st.columns(3)
+    experiment = left.text_input("Experiment", value="landing", key="stats_experiment")
+    try:
+        everything = api.stats(experiment=experiment)
+    except BackendError as exc:
+        st.error(f"Stats are unavailable: {exc}")
+        return
+    variants = sorted(everything.get("by_variant", {}))
+    variant = middle.selectbox("Variant", ["All", *variants], key="stats_variant")
+    event_type = right.selectbox("Event type", ["All", *EVENT_TYPES], key="stats_event_type")
+    try:
+        stats = api.stats(experiment=experiment, variant=variant, event_type=event_type)
+    except BackendError as exc:
+        st.error(f"Stats are unavailable: {exc}")
+        return
+
+    total, visitors = st.columns(2)
+    total.metric("Events", f"{stats['total_events']:,}")
+    visitors.metric("Unique visitors", f"{stats['unique_visitors']:,}")
+    if not stats["total_events"]:
+        st.info(f"No events recorded for experiment {experiment!r} with these filters yet.")
+        return
+    matrix = matrix_frame(stats)
+    st.altair_chart(events_chart(matrix), width="stretch")
+    conversion = conversion_frame(stats)
+    if not conversion.empty:
+        st.altair_chart(conversion_chart(conversion), width="stretch")
+    st.subheader("Variant × event type")
+    st.dataframe(matrix, hide_index=True, width="stretch")

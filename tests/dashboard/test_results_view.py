@@ -1,0 +1,72 @@
+import io
+
+import pandas as pd
+import streamlit as st
+
+from tests.dashboard.conftest import charts, open_view, post_events
+
+
+def arm(variant, visitors, conversions, metric="form_submit"):
+    events = [{"visitor_id": f"{variant}{i}", "variant": variant, "event_type": "page_view"} for i in range(visitors)]
+    events += [{"visitor_id": f"{variant}{i}", "variant": variant, "event_type": metric} for i in range(conversions)]
+    return events
+
+
+def test_srm_banner_and_verdict(backends):
+    _, metrics = backends
+    post_events(metrics, arm("A", 600, 60) + arm("B", 400, 50))
+    at = open_view("Experiment results")
+    assert any("Sample ratio mismatch" in e.value for e in at.error)
+    assert any(i.value.startswith("Sample ratio mismatch") for i in at.info)
+
+
+def test_balanced_split_has_no_banner_and_no_early_winner(backends):
+    _, metrics = backends
+    post_events(metrics, arm("A", 90, 5) + arm("B", 90, 40))
+    at = open_view("Experiment results")
+    assert not any("Sample ratio mismatch" in e.value for e in at.error)
+    assert any(i.value.startswith("Not enough data yet") for i in at.info)
+    table = at.dataframe[0].value
+    assert list(table["variant"]) == ["A", "B"] and list(table["conversions"]) == [5, 40]
+    assert len(charts(at)) >= 3  # rate with intervals, forest plot, cumulative/funnel
+
+
+def test_a_clear_winner_is_named(backends):
+    _, metrics = backends
+    post_events(metrics, arm("A", 1500, 150) + arm("B", 1500, 300))
+    at = open_view("Experiment results")
+    assert any(i.value.startswith("B beats A on form_submit") for i in at.info)
+
+
+def test_csv_download_holds_the_results(backends, monkeypatch):
+    _, metrics = backends
+    post_events(metrics, arm("A", 120, 30) + arm("B", 110, 33))
+    captured = {}
+    original = st.download_button
+
+    def spy(label, data, *args, **kwargs):
+        captured["data"], captured["file_name"] = data, kwargs.get("file_name")
+        return original(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", spy)
+    at = open_view("Experiment results")
+    assert at.get("download_button")
+    frame = pd.read_csv(io.BytesIO(captured["data"]))
+    assert captured["file_name"] == "landing-form_submit-results.csv"
+    assert list(frame["variant"]) == ["A", "B"]
+    assert list(frame["visitors"]) == [120, 110] and list(frame["conversions"]) == [30, 33]
+    assert frame.loc[1, "p_value"] > 0 and "chance_to_beat_control" in frame.columns
+
+
+def test_metric_selector_switches_the_readout(backends):
+    _, metrics = backends
+    post_events(metrics, arm("A", 50, 10, "cta_click") + arm("B", 50, 20, "cta_click"))
+    at = open_view("Experiment results")
+    at.selectbox(key="results_metric").set_value("cta_click").run()
+    assert list(at.dataframe[0].value["conversions"]) == [10, 20]
+
+
+def test_results_backend_down(down):
+    at = open_view("Experiment results")
+    assert not at.exception
+    assert any("unreachable" in e.value for e in at.error)

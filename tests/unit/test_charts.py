@@ -1,0 +1,97 @@
+import pandas as pd
+
+from dashboard.charts import (
+    conversion_chart,
+    conversion_frame,
+    cumulative_frame,
+    events_chart,
+    explore_chart,
+    forest_chart,
+    funnel_frame,
+    matrix_frame,
+    rate_interval_chart,
+    results_frame,
+)
+
+STATS = {
+    "matrix": [{"variant": "A", "event_type": "page_view", "events": 6, "visitors": 4},
+               {"variant": "B", "event_type": "cta_click", "events": 2, "visitors": 2}],
+    "conversion": {"B": {"visitors": 2, "cta_click": {"visitors": 2, "rate": 1.0},
+                         "form_submit": {"visitors": 0, "rate": 0.0}},
+                   "A": {"visitors": 4, "cta_click": {"visitors": 1, "rate": 0.25},
+                         "form_submit": {"visitors": 0, "rate": None}}},
+}
+
+
+def test_matrix_and_conversion_frames():
+    matrix = matrix_frame(STATS)
+    assert list(matrix.columns) == ["variant", "event_type", "events", "visitors"]
+    assert matrix["events"].sum() == 8
+    conversion = conversion_frame(STATS)
+    assert list(conversion["variant"]) == ["A", "A", "B", "B"]
+    assert conversion.loc[(conversion.variant == "A") & (conversion.metric == "cta_click"), "rate"].item() == 0.25
+
+
+def test_empty_stats_give_empty_frames_with_columns():
+    assert list(matrix_frame({}).columns) == ["variant", "event_type", "events", "visitors"]
+    assert conversion_frame({}).empty
+
+
+def test_events_chart_encodes_variant_by_event_type():
+    spec = events_chart(matrix_frame(STATS)).to_dict()
+    assert spec["mark"]["type"] == "bar"
+    assert spec["encoding"]["x"]["field"] == "event_type"
+    assert spec["encoding"]["xOffset"]["field"] == "variant"
+    assert spec["encoding"]["y"]["field"] == "events"
+    assert {t["field"] for t in spec["encoding"]["tooltip"]} >= {"variant", "events", "visitors"}
+
+
+def test_conversion_chart_is_a_percentage():
+    spec = conversion_chart(conversion_frame(STATS)).to_dict()
+    assert spec["encoding"]["y"]["field"] == "rate"
+    assert spec["encoding"]["y"]["axis"]["format"] == "%"
+
+
+RESULTS = {"variants": [
+    {"variant": "A", "visitors": 100, "conversions": 10, "rate": 0.1, "ci_low": 0.05, "ci_high": 0.17,
+     "uplift": None, "uplift_ci_low": None, "uplift_ci_high": None},
+    {"variant": "B", "visitors": 100, "conversions": 20, "rate": 0.2, "ci_low": 0.13, "ci_high": 0.29,
+     "uplift": 1.0, "uplift_ci_low": 0.1, "uplift_ci_high": 1.9},
+]}
+
+
+def test_rate_interval_chart_has_error_bars():
+    spec = rate_interval_chart(results_frame(RESULTS)).to_dict()
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
+    assert "errorbar" in marks and "point" in marks
+    bar = next(layer for layer in spec["layer"] if "errorbar" in str(layer["mark"]))
+    assert bar["encoding"]["y"]["field"] == "ci_low" and bar["encoding"]["y2"]["field"] == "ci_high"
+
+
+def test_forest_chart_plots_only_treatments_against_zero():
+    chart = forest_chart(results_frame(RESULTS))
+    spec = chart.to_dict()
+    assert len(spec["layer"]) == 3
+    data = chart.data if isinstance(chart.data, pd.DataFrame) else chart.layer[0].data
+    assert list(data["variant"]) == ["B"]
+    zero = chart.layer[2].data
+    assert list(zero["zero"]) == [0.0]
+
+
+def test_cumulative_and_funnel_frames():
+    series = cumulative_frame({"series": [{"bucket": "2026-01-01T00:00:00Z", "variant": "A", "visitors": 2,
+                                            "conversions": 1, "rate": 0.5}]})
+    assert str(series["bucket"].dtype).startswith("datetime64")
+    funnel = funnel_frame({"variants": [{"variant": "A", "steps": [
+        {"step": "page_view", "visitors": 10, "conversion_from_previous": None, "conversion_from_start": 1.0},
+        {"step": "cta_click", "visitors": 4, "conversion_from_previous": 0.4, "conversion_from_start": 0.4}]}]})
+    assert list(funnel["visitors"]) == [10, 4]
+
+
+def test_explore_chart_has_legend_selection_and_tooltips():
+    frame = pd.DataFrame({"bucket": pd.to_datetime(["2026-01-01T00:00:00Z"]), "variant": ["A"], "events": [3],
+                          "visitors": [2]})
+    spec = explore_chart(frame, "visitors").to_dict()
+    assert spec["encoding"]["y"]["field"] == "visitors"
+    assert any(p.get("bind") == "legend" for p in spec["params"])
+    assert "condition" in spec["encoding"]["opacity"]
