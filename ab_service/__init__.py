@@ -8,6 +8,7 @@ from flask import Flask
 
 from ab_service.store import AbStore
 from core.db import make_engine, ping
+from core.openapi import openapi_blueprint
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
 
@@ -21,7 +22,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["ab_store"] = store
 
     from ab_service import assign, audit, config, experiments, flags
+    from ab_service import openapi as ab_service_openapi
 
+    app.register_blueprint(openapi_blueprint(ab_service_openapi.spec))
     app.register_blueprint(health_blueprint(lambda: ping(engine)))
     app.register_blueprint(assign.bp)
     app.register_blueprint(config.bp)

@@ -9,6 +9,7 @@ from flask import Flask
 
 from core.db import make_engine, ping
 from core.http import make_session
+from core.openapi import openapi_blueprint
 from core.settings import Settings
 from core.web import add_security_headers, create_base_app, health_blueprint
 from landing.clients import AbClient
@@ -37,8 +38,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         outbox.start(app.config["OUTBOX_INTERVAL_SECONDS"])
         atexit.register(outbox.stop)
 
+    from landing import openapi as landing_openapi
     from landing import views
 
+    app.register_blueprint(openapi_blueprint(landing_openapi.spec))
     app.register_blueprint(health_blueprint(lambda: ping(engine)))
     app.register_blueprint(views.bp)
     return app

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 
 from core.db import make_engine, ping
+from core.openapi import openapi_blueprint
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
 from metrics_service.store import MetricsStore
@@ -21,7 +22,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["metrics_store"] = store
 
     from metrics_service import ingest, results, stats
+    from metrics_service import openapi as metrics_service_openapi
 
+    app.register_blueprint(openapi_blueprint(metrics_service_openapi.spec))
     app.register_blueprint(health_blueprint(lambda: ping(engine)))
     app.register_blueprint(ingest.bp)
     app.register_blueprint(stats.bp)

@@ -1,0 +1,81 @@
+"""ab_service's OpenAPI description, served at /openapi.json and kept true by tests."""
+from __future__ import annotations
+
+from typing import Any
+
+from ab_service.schemas import ExperimentIn, ExperimentPatch, FlagIn, FlagPatch
+from core.openapi import build_spec, health_path, model_schemas, operation, path_param, query, ref
+
+ASSIGNMENT = {
+    "type": "object",
+    "required": ["visitor_id", "experiment", "variant", "in_experiment", "status"],
+    "properties": {
+        "visitor_id": {"type": "string"},
+        "experiment": {"type": "string"},
+        "variant": {"type": "string"},
+        "in_experiment": {"type": "boolean"},
+        "status": {"type": "string", "enum": ["draft", "running", "stopped"]},
+    },
+}
+CONFIG = {"type": "object", "additionalProperties": {"type": ["boolean", "string", "number"]}}
+AUDIT = {
+    "type": "object",
+    "required": ["entries"],
+    "properties": {"entries": {"type": "array", "items": {
+        "type": "object",
+        "required": ["id", "at", "actor", "entity", "key", "action", "new"],
+        "properties": {"id": {"type": "integer"}, "at": {"type": "integer"}, "actor": {"type": "string"},
+                       "entity": {"type": "string", "enum": ["flag", "experiment"]}, "key": {"type": "string"},
+                       "action": {"type": "string", "enum": ["create", "update"]}, "old": {}, "new": {}},
+    }}},
+}
+
+
+def spec() -> dict[str, Any]:
+    key = [path_param("key")]
+    paths = {
+        "/health": health_path(),
+        "/assign": {"get": operation(
+            "The visitor's variant: sticky once stored, else by the GrowthBook v2 hash",
+            (200, ref("Assignment")), (400, 404),
+            params=[query("visitor_id", {"type": "string", "minLength": 1, "maxLength": 128,
+                                         "pattern": r"^\S(.*\S)?$"}, required=True),
+                    query("experiment", {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"})],
+        )},
+        "/config": {
+            "get": operation("Flag values as one flat object; with visitor_id, resolved for that visitor",
+                             (200, ref("Config")), params=[query("visitor_id", {"type": "string", "maxLength": 128})]),
+            "post": operation("Change flag values (admin)", (200, ref("Config")), (400,), body=ref("Config"),
+                              secured=True),
+        },
+        "/flags": {
+            "get": operation("Flag definitions", (200, {"type": "object", "required": ["flags"], "properties": {
+                "flags": {"type": "array", "items": ref("FlagIn")}}})),
+            "post": operation("Create a flag (admin)", (201, ref("FlagIn")), (400, 409), body=ref("FlagIn"),
+                              secured=True),
+        },
+        "/flags/{key}": {
+            "get": operation("One flag", (200, ref("FlagIn")), (404,), params=key),
+            "patch": operation("Change a flag's value, off_value, rollout or description (admin)",
+                               (200, ref("FlagIn")), (400, 404), params=key, body=ref("FlagPatch"), secured=True),
+        },
+        "/experiments": {
+            "get": operation("All experiments", (200, {"type": "object", "required": ["experiments"], "properties": {
+                "experiments": {"type": "array", "items": ref("ExperimentIn")}}})),
+            "post": operation("Create an experiment (admin)", (201, ref("ExperimentIn")), (400, 409),
+                              body=ref("ExperimentIn"), secured=True),
+        },
+        "/experiments/{key}": {
+            "get": operation("One experiment", (200, ref("ExperimentIn")), (404,), params=key),
+            "patch": operation("Change an experiment (admin); status moves draft→running→stopped→running",
+                               (200, ref("ExperimentIn")), (400, 404), params=key, body=ref("ExperimentPatch"),
+                               secured=True),
+        },
+        "/audit": {"get": operation("Every change to flags and experiments, newest first (admin)", (200, ref("Audit")),
+                                    (400,), params=[query("limit", {"type": "integer", "minimum": 1,
+                                                                    "maximum": 1000})], secured=True)},
+    }
+    schemas = {"Assignment": ASSIGNMENT, "Config": CONFIG, "Audit": AUDIT,
+               **model_schemas(ExperimentIn, ExperimentPatch, FlagIn, FlagPatch)}
+    return build_spec("Landing Lab ab_service", "Sticky variant assignment, experiments and feature flags.",
+                      paths, schemas)

@@ -1,0 +1,117 @@
+"""Building and serving each service's OpenAPI 3.1 description (GET /openapi.json)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint
+from pydantic import BaseModel
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": ["integer", "null"]},
+                    "field": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+HEALTH_SCHEMA = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+ERROR_TEXT = {
+    400: "Invalid input; every problem is listed",
+    401: "Missing or wrong admin token",
+    404: "Not found",
+    409: "Already exists",
+    413: "Request body too large",
+    429: "Too many requests; see Retry-After",
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def operation(
+    summary: str,
+    ok: tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], str],
+    errors: tuple[int, ...] = (),
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    secured: bool = False,
+) -> dict[str, Any]:
+    """One operation: its success response, the error statuses it can answer, parameters and body."""
+    status, schema, *media = ok
+    content = {media[0]: {"schema": schema}} if media else json_content(schema)
+    responses: dict[str, Any] = {str(status): {"description": "Success", "content": content}}
+    statuses = set(errors) | ({401} if secured else set()) | ({413} if body else set())
+    for code in sorted(statuses):
+        responses[str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": json_content(ref("Error"))}
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": True, "content": json_content(body)}
+    if secured:
+        op["security"] = [{"adminToken": []}]
+    return op
+
+
+def query(name: str, schema: dict[str, Any], required: bool = False, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$", "minLength": 1, "maxLength": 64}}
+
+
+def health_path() -> dict[str, Any]:
+    return {"get": operation("Health: 200 once the database answers", (200, ref("Health")), (503,))}
+
+
+def model_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    """JSON Schemas of pydantic models, with nested definitions lifted into components."""
+    schemas: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+def build_spec(title: str, description: str, paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    paths = {**paths, "/openapi.json": {"get": operation("This description", (200, {"type": "object"}))}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1.0.0", "description": description},
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA, "Health": HEALTH_SCHEMA, **schemas},
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def openapi_blueprint(spec: Callable[[], dict[str, Any]]) -> Blueprint:
+    bp = Blueprint("openapi", __name__)
+    document = spec()
+
+    @bp.get("/openapi.json")
+    def openapi_json():
+        return document
+
+    return bp
