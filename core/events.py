@@ -43,7 +43,11 @@ def _check_properties(value: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     if _depth(value) > MAX_PROPERTIES_DEPTH:
         raise ValueError(f"properties may nest at most {MAX_PROPERTIES_DEPTH} levels")
-    if len(json.dumps(value, separators=(",", ":"))) > MAX_PROPERTIES_BYTES:
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("properties may not hold NaN or Infinity") from exc
+    if len(encoded.encode()) > MAX_PROPERTIES_BYTES:
         raise ValueError(f"properties may be at most {MAX_PROPERTIES_BYTES} bytes of JSON")
     return value
 
@@ -75,6 +79,7 @@ class Event(BaseModel):
     properties: Annotated[dict[str, Any] | None, AfterValidator(_check_properties)] = None
     forced: bool = False  # a QA override (?force_variant=): stored, but left out of stats
     in_experiment: bool = True  # false for visitors outside the experiment's coverage: left out of stats
+    bot: bool = False  # sent by a known crawler: stored, but left out of stats
 
 
 _EVENT_LIST = TypeAdapter(list[Event])
@@ -126,6 +131,8 @@ def to_row(event: Event, received_at: datetime | None = None) -> dict[str, Any]:
 
 def exclusion_reason(event: Event) -> str | None:
     """Why an event is kept out of stats and results, or None when it counts."""
+    if event.bot:
+        return "bot"
     if event.forced:
         return "forced"
     if not event.in_experiment:

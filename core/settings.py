@@ -39,6 +39,9 @@ class Settings:
     data_dir: Path = Path("data")
     log_level: str = "INFO"
     secret_key: str = ""
+    rate_limit_visitor: str = "60/minute"
+    rate_limit_ip: str = "600/minute"
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,4 +61,7 @@ class Settings:
             data_dir=data_dir,
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             secret_key=env.get("SECRET_KEY", ""),
+            rate_limit_visitor=env.get("RATE_LIMIT_VISITOR", "60/minute"),
+            rate_limit_ip=env.get("RATE_LIMIT_IP", "600/minute"),
+            proxy_hops=int(env.get("TRUSTED_PROXY_HOPS", "0")),
         )

@@ -19,12 +19,15 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error answered as JSON: {"error": code, "message": ..., "errors": [...]}."""
 
-    def __init__(self, status: int, message: str, errors: list[dict] | None = None, code: str | None = None):
+    def __init__(self, status: int, message: str, errors: list[dict] | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
-        self.code = code or {400: "bad_request", 401: "unauthorized", 404: "not_found"}.get(status, "error")
+        self.headers = headers or {}
+        self.code = code or {400: "bad_request", 401: "unauthorized", 404: "not_found",
+                             429: "too_many_requests"}.get(status, "error")
 
 
 def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict[str, Any]:
@@ -39,6 +42,7 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):
         response = jsonify(error_body(exc.code, exc.message, exc.errors))
         response.status_code = exc.status
+        response.headers.update(exc.headers)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="landing-lab"'
         return response
@@ -79,10 +83,21 @@ def create_base_app(
         app.config.update(test_config)
     app.json.sort_keys = False
     register_error_handlers(app)
+    app.before_request(reject_nul_characters)
     if app.config["CORS_ORIGINS"]:
         # An explicit allowlist; never "*". Browsers elsewhere get no CORS headers at all.
         CORS(app, origins=list(app.config["CORS_ORIGINS"]), allow_headers=["Content-Type", "Authorization"])
     return app
+
+
+def reject_nul_characters() -> None:
+    """NUL characters are refused everywhere: PostgreSQL cannot store them and no real input has them."""
+    if any("\x00" in value for value in request.args.values()) or "\x00" in request.path:
+        raise ApiError(400, "NUL characters are not accepted", code="invalid_input")
+    if request.content_length and request.content_length <= current_app.config["MAX_CONTENT_LENGTH"]:
+        raw = request.get_data(cache=True)
+        if b"\x00" in raw or b"\\u0000" in raw:
+            raise ApiError(400, "NUL characters are not accepted", code="invalid_input")
 
 
 def json_body() -> Any:
@@ -93,6 +108,8 @@ def json_body() -> Any:
         return request.get_json(force=True)
     except HTTPException as exc:
         raise ApiError(400, "request body is not valid JSON", code="invalid_json") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "request body is nested too deeply", code="invalid_json") from exc
 
 
 def bearer_token() -> str | None:

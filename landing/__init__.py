@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.db import make_engine, ping
 from core.http import make_session
 from core.openapi import openapi_blueprint
+from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.web import add_security_headers, create_base_app, health_blueprint
 from landing.clients import AbClient
@@ -24,6 +26,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("CONFIG_TTL_SECONDS", 1.0)
     app.config.setdefault("OUTBOX_AUTOSTART", True)
     app.config.setdefault("OUTBOX_INTERVAL_SECONDS", 0.5)
+    app.config.setdefault("RATE_LIMIT_VISITOR", settings.rate_limit_visitor)
+    app.config.setdefault("RATE_LIMIT_IP", settings.rate_limit_ip)
+    if settings.proxy_hops:
+        # Behind N trusted proxies, the client address comes from X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    app.extensions["rate_limits"] = RateLimits(
+        {"visitor": app.config["RATE_LIMIT_VISITOR"], "ip": app.config["RATE_LIMIT_IP"]}
+    )
     add_security_headers(app)
 
     session = make_session(retries=0, timeout=(0.3, 1.0))

@@ -9,7 +9,9 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from core.events import EventValidationError, parse_events
 from core.flags import COLOR_PATTERN
+from core.ratelimit import RateLimited
 from core.web import ApiError, json_body
+from landing.bots import is_bot
 
 bp = Blueprint("landing", __name__)
 
@@ -35,6 +37,16 @@ def _remember(response, visitor_id: str):
     return response
 
 
+def _limit(visitor_id: str) -> None:
+    """Per-visitor and per-client-address limits on the public event endpoints: 429 with Retry-After."""
+    limits = current_app.extensions["rate_limits"]
+    try:
+        limits.hit("ip", request.remote_addr or "")
+        limits.hit("visitor", visitor_id)
+    except RateLimited as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+
+
 def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_id: str | None = None,
            properties: dict[str, Any] | None = None, forced: bool = False) -> str:
     """Validate one event with the shared schema and commit it to the outbox; returns its event_id."""
@@ -46,6 +58,7 @@ def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_i
         "event_type": event_type,
         "in_experiment": assignment.get("in_experiment", True),
         "forced": forced,
+        "bot": is_bot(request.headers.get("User-Agent")),
     }
     if properties:
         event["properties"] = properties
@@ -113,6 +126,7 @@ def track():
     visitor_id, new = _visitor_id()
     if new:
         raise ApiError(400, "no visitor cookie: load the page first", code="no_visitor")
+    _limit(visitor_id)
     body = json_body()
     if not isinstance(body, dict) or body.get("event_type") != "cta_click":
         raise ApiError(400, "only cta_click is reported here",
@@ -139,6 +153,7 @@ def signup():
     """
     wants_json = request.is_json
     visitor_id, new = _visitor_id()
+    _limit(visitor_id)
     toggles = _ab().flags_for(visitor_id)
     data = json_body() if wants_json else request.form
     if not isinstance(data, dict) and not hasattr(data, "get"):
