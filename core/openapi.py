@@ -57,7 +57,8 @@ def operation(
     status, schema, *media = ok
     content = {media[0]: {"schema": schema}} if media else json_content(schema)
     responses: dict[str, Any] = {str(status): {"description": "Success", "content": content}}
-    statuses = set(errors) | ({401} if secured else set()) | ({413} if body else set())
+    # Any request can be refused as invalid (NUL characters, malformed parameters): 400 is always possible.
+    statuses = set(errors) | {400} | ({401} if secured else set()) | ({413} if body else set())
     for code in sorted(statuses):
         responses[str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": json_content(ref("Error"))}
     op: dict[str, Any] = {"summary": summary, "responses": responses}
