@@ -1,11 +1,9 @@
 """Development server: python -m ab_service (production runs under gunicorn)."""
-import os
-
 from ab_service import create_app
 from core.settings import Settings
-from core.web import configure_logging
+from core.web import configure_logging, run_dev_server
 
 if __name__ == "__main__":
     settings = Settings.from_env("ab_service")
     configure_logging(settings.log_level)
-    create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=settings.port, threaded=True)
+    run_dev_server(create_app(), settings.port)

@@ -42,6 +42,7 @@ class Settings:
     rate_limit_visitor: str = "60/minute"
     rate_limit_ip: str = "600/minute"
     proxy_hops: int = 0
+    outbox_max_backoff: float = 10.0
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,4 +65,5 @@ class Settings:
             rate_limit_visitor=env.get("RATE_LIMIT_VISITOR", "60/minute"),
             rate_limit_ip=env.get("RATE_LIMIT_IP", "600/minute"),
             proxy_hops=int(env.get("TRUSTED_PROXY_HOPS", "0")),
+            outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
         )

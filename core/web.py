@@ -191,3 +191,14 @@ def add_security_headers(app: Flask) -> None:
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
         return response
+
+
+def run_dev_server(app: Flask, port: int) -> None:
+    """`python -m <service>`: the threaded development server, stopping cleanly on SIGTERM or Ctrl-C
+    (atexit hooks run, so the landing service flushes its outbox before it exits)."""
+    import os
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=port, threaded=True)

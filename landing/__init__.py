@@ -41,7 +41,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["AB_SERVICE_URL"], session, config_ttl=app.config["CONFIG_TTL_SECONDS"]
     )
     engine = make_engine(app.config["DATABASE_URL"])
-    outbox = Outbox(engine, app.config["METRICS_SERVICE_URL"], make_session(retries=0, timeout=(0.5, 5.0)))
+    outbox = Outbox(engine, app.config["METRICS_SERVICE_URL"], make_session(retries=0, timeout=(0.5, 5.0)),
+                    max_backoff=settings.outbox_max_backoff)
     outbox.init_schema()
     app.extensions["outbox"] = outbox
     if app.config["OUTBOX_AUTOSTART"]:

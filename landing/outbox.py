@@ -34,7 +34,8 @@ MAX_BACKOFF_SECONDS = 10.0
 
 
 class Outbox:
-    def __init__(self, engine: Engine, metrics_url: str, session: requests.Session):
+    def __init__(self, engine: Engine, metrics_url: str, session: requests.Session,
+                 max_backoff: float = MAX_BACKOFF_SECONDS):
         self.engine = engine
         self.events_url = metrics_url.rstrip("/") + "/events"
         self.session = session
@@ -42,6 +43,7 @@ class Outbox:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
+        self.max_backoff = max_backoff
 
     def init_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -96,7 +98,7 @@ class Outbox:
             except (requests.RequestException, OSError) as exc:
                 log.warning("event delivery failed, retrying in %.1fs: %s", backoff, exc)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                backoff = min(backoff * 2, self.max_backoff)
                 continue
             self._wake.wait(interval)
             self._wake.clear()
