@@ -84,6 +84,7 @@ def create_base_app(
     app.json.sort_keys = False
     register_error_handlers(app)
     app.before_request(reject_nul_characters)
+    add_security_headers(app)
     if app.config["CORS_ORIGINS"]:
         # An explicit allowlist; never "*". Browsers elsewhere get no CORS headers at all.
         CORS(app, origins=list(app.config["CORS_ORIGINS"]), allow_headers=["Content-Type", "Authorization"])

@@ -13,7 +13,7 @@ from core.http import make_session
 from core.openapi import openapi_blueprint
 from core.ratelimit import RateLimits
 from core.settings import Settings
-from core.web import add_security_headers, create_base_app, health_blueprint
+from core.web import create_base_app, health_blueprint
 from landing.clients import AbClient
 from landing.outbox import Outbox
 
@@ -34,7 +34,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["rate_limits"] = RateLimits(
         {"visitor": app.config["RATE_LIMIT_VISITOR"], "ip": app.config["RATE_LIMIT_IP"]}
     )
-    add_security_headers(app)
 
     session = make_session(retries=0, timeout=(0.3, 1.0))
     app.extensions["ab_client"] = AbClient(

@@ -164,3 +164,10 @@ def test_cors_is_an_allowlist(db_url):
     assert "Access-Control-Allow-Origin" not in preflight.headers
     closed = create_app({"DATABASE_URL": db_url}).test_client()
     assert "Access-Control-Allow-Origin" not in closed.get("/config", headers={"Origin": "https://x.io"}).headers
+
+
+def test_json_apis_send_nosniff(ab_client, metrics_client):
+    for client, path in ((ab_client, "/config"), (metrics_client, "/stats")):
+        response = client.get(path)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Content-Security-Policy" not in response.headers

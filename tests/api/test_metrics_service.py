@@ -41,7 +41,7 @@ def test_bad_batch_lists_every_problem_and_stores_nothing(metrics_client, metric
     assert metrics_app.extensions["metrics_store"].count_events() == 0
 
 
-@pytest.mark.parametrize("body", [b"", b"{oops", b"\xff\xfe\x00"])
+@pytest.mark.parametrize("body", [b"", b"{oops", b"\xff\xfe"])
 def test_malformed_bodies_get_400(metrics_client, body):
     response = metrics_client.post("/events", data=body, content_type="application/json")
     assert response.status_code == 400
