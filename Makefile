@@ -30,6 +30,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

@@ -75,7 +75,7 @@ def rate_interval_chart(frame: pd.DataFrame) -> alt.LayerChart:
         y=alt.Y("rate:Q", title="Conversion rate", axis=alt.Axis(format="%")),
         color=alt.Color("variant:N", legend=None),
     )
-    bars = base.mark_errorbar(ticks=True).encode(y="ci_low:Q", y2="ci_high:Q")
+    bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("ci_low:Q", title="Conversion rate"), y2="ci_high:Q")
     return bars + points
 
 

@@ -1,0 +1,102 @@
+"""The product as its three users meet it, in real Chromium."""
+import time
+
+import pytest
+import requests
+
+from tests.browser.conftest import screenshot
+from tests.services import ADMIN_TOKEN
+
+pytestmark = pytest.mark.browser
+
+HEADLINES = {"A": "Ship experiments, not guesses", "B": "Know what works before you scale it"}
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def landing_events(stack, visitor_variant):
+    stats = requests.get(f"{stack.metrics.url}/stats", params={"experiment": "landing",
+                                                             "variant": visitor_variant}, timeout=5).json()
+    return {cell["event_type"]: cell["events"] for cell in stats["matrix"]}
+
+
+def test_visitor_journey(stack, page):
+    page.goto(stack.landing.url + "/")
+    variant = page.locator("body").get_attribute("data-variant")
+    assert variant in HEADLINES
+    assert page.locator("h1").inner_text() == HEADLINES[variant]
+    page.reload()
+    assert page.locator("body").get_attribute("data-variant") == variant
+
+    with page.expect_response(lambda r: r.url.endswith("/track")) as click:
+        page.locator("#cta").click()
+    assert click.value.status == 202
+    page.locator("#signup-form input[name=email]").fill("ada@example.com")
+    page.locator("#signup-form button[type=submit]").click()
+    feedback = page.locator("#form-feedback")
+    feedback.filter(has_text="on the list").wait_for()
+    assert "Thanks! You're on the list." in feedback.inner_text()
+    screenshot(page, f"visitor-variant-{variant.lower()}")
+    assert page.console_problems == []
+
+    counts = wait_for(lambda: (c := landing_events(stack, variant)).get("form_submit") and c)
+    assert counts["page_view"] >= 2 and counts["cta_click"] >= 1 and counts["form_submit"] >= 1
+
+
+def open_dashboard_view(page, stack, view, sign_in=False):
+    page.goto(stack.dashboard.url)
+    page.get_by_text("Landing Lab").first.wait_for()
+    if sign_in:
+        page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Signed in as admin").wait_for()
+    page.get_by_text(view, exact=True).first.click()
+    page.get_by_role("heading", name=view).wait_for()
+
+
+def test_admin_journey(stack, page):
+    open_dashboard_view(page, stack, "Feature toggles", sign_in=True)
+    testimonials = page.get_by_role("switch", name="Show testimonials")
+    assert testimonials.is_checked()
+    page.get_by_text("Show testimonials", exact=True).click()
+    assert not testimonials.is_checked()
+    cta = page.get_by_role("textbox", name="Cta text")
+    cta.fill("Start your free trial")
+    cta.press("Tab")
+    page.get_by_role("button", name="Save toggles").click()
+    page.get_by_text("Saved:").wait_for()
+    screenshot(page, "admin-toggles")
+    assert page.console_problems == []
+
+    def landing_updated():
+        html = requests.get(stack.landing.url + "/", timeout=5).text
+        return 'id="testimonials"' not in html and "Start your free trial" in html
+
+    wait_for(landing_updated, timeout=10)
+    page.goto(stack.landing.url + "/")
+    assert page.locator("#testimonials").count() == 0
+    assert page.locator("#cta").inner_text() == "Start your free trial"
+
+
+def test_analyst_journey(stack, page):
+    wait_for(lambda: requests.get(f"{stack.metrics.url}/stats", timeout=5).json()["total_events"] >= 4)
+    total = requests.get(f"{stack.metrics.url}/stats", params={"experiment": "landing"}, timeout=5).json()
+    open_dashboard_view(page, stack, "Stats")
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Events").first
+    metric.wait_for()
+    assert metric.locator('[data-testid="stMetricValue"]').inner_text().replace(",", "") == \
+        str(total["total_events"])
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    charts.first.wait_for()
+    assert charts.count() == 2
+    page.locator("canvas, svg.marks").first.wait_for()
+    screenshot(page, "analyst-stats")
+    assert page.console_problems == []
