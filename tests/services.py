@@ -137,3 +137,14 @@ def start_stack(data_dir: Path, with_dashboard: bool = True, **extra_env: str) -
         stack.stop()
         raise
     return stack
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
+    """Poll until predicate() is truthy and return its value; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -1,25 +1,14 @@
 """The product as its three users meet it, in real Chromium."""
-import time
 
 import pytest
 import requests
 
 from tests.browser.conftest import screenshot
-from tests.services import ADMIN_TOKEN
+from tests.services import ADMIN_TOKEN, wait_for
 
 pytestmark = pytest.mark.browser
 
 HEADLINES = {"A": "Ship experiments, not guesses", "B": "Know what works before you scale it"}
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def landing_events(stack, visitor_variant):

@@ -1,12 +1,11 @@
 """The whole loop with real processes: visitor -> variant -> events -> stats, and a toggle flip."""
 import re
-import time
 
 import pytest
 import requests
 
 from core.bucketing import assign_variant
-from tests.services import ADMIN_TOKEN, start_stack
+from tests.services import ADMIN_TOKEN, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -16,16 +15,6 @@ def stack(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("stack"))
     yield stack
     stack.stop()
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_all_four_services_are_healthy(stack):

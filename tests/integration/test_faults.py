@@ -5,18 +5,9 @@ import time
 import pytest
 import requests
 
-from tests.services import start_stack
+from tests.services import start_stack, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -57,7 +48,7 @@ def test_metrics_outage_loses_and_duplicates_nothing(stack):
     visitors.visit(10)
     stack.metrics.start()
     visitors.visit(20)
-    wait_for(lambda: stored(stack) >= visitors.sent)
+    wait_for(lambda: stored(stack) >= visitors.sent, timeout=30)
     time.sleep(1.5)  # anything re-sent after the count was reached would show up now
     assert stored(stack) == visitors.sent == 160
 
@@ -70,7 +61,7 @@ def test_landing_restart_keeps_queued_events(stack):
     stack.landing.start()
     visitors.visit(15)
     stack.metrics.start()
-    wait_for(lambda: stored(stack) >= visitors.sent)
+    wait_for(lambda: stored(stack) >= visitors.sent, timeout=30)
     time.sleep(1.5)
     assert stored(stack) == visitors.sent == 80
 
