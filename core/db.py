@@ -50,6 +50,11 @@ def ping(engine: Engine) -> bool:
 
 def insert_ignore(engine_or_conn, table):
     """An INSERT that skips rows whose key already exists, in the backend's own dialect."""
+    return dialect_insert(engine_or_conn, table).on_conflict_do_nothing()
+
+
+def dialect_insert(engine_or_conn, table):
+    """The backend's own INSERT construct (it knows ON CONFLICT on both SQLite and PostgreSQL)."""
     dialect = engine_or_conn.dialect.name
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
@@ -57,7 +62,7 @@ def insert_ignore(engine_or_conn, table):
         from sqlalchemy.dialects.postgresql import insert
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise ValueError(f"unsupported database backend: {dialect}")
-    return insert(table).on_conflict_do_nothing()
+    return insert(table)
 
 
 def now_millis() -> int:

@@ -88,6 +88,6 @@ def results(key: str):
 def cumulative(key: str):
     metric = _metric()
     interval = parse_interval()
-    times = current_app.extensions["metrics_store"].first_times(_filter(key), metric)
+    cohorts = current_app.extensions["metrics_store"].cohorts(_filter(key), metric)
     return {"experiment": key, "metric": metric, "interval": interval,
-            "series": cumulative_conversion(times, INTERVALS_MS[interval])}
+            "series": cumulative_conversion(cohorts, INTERVALS_MS[interval])}

@@ -26,24 +26,22 @@ def event_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cumulative_conversion(
-    first_times: Iterable[tuple[str, int, int | None]], interval_ms: int
+    cohorts: Iterable[tuple[str, int, int, int]], interval_ms: int
 ) -> list[dict[str, Any]]:
-    """Cumulative exposed visitors, conversions and rate per (bucket, variant).
+    """Cumulative exposed visitors, their conversions and the rate per (bucket, variant).
 
-    A visitor counts as exposed from the bucket of their first page_view, and as converted from the
-    bucket in which they had both the page_view and the metric event.
+    Visitors enter in the bucket of their first event (their cohort) and count as converted if they
+    have the metric event, whenever it happened: the curve shows how the experiment's readout moved
+    as visitors arrived.
     """
     exposed: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     converted: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     buckets: set[int] = set()
-    for variant, viewed, metric_at in first_times:
-        start = bucket_start(viewed, interval_ms)
-        exposed[variant][start] += 1
+    for variant, cohort_ms, visitors, conversions in cohorts:
+        start = bucket_start(cohort_ms, interval_ms)
+        exposed[variant][start] += visitors
+        converted[variant][start] += conversions
         buckets.add(start)
-        if metric_at is not None:
-            done = bucket_start(max(viewed, metric_at), interval_ms)
-            converted[variant][done] += 1
-            buckets.add(done)
     series = []
     for variant in sorted(exposed):
         visitors = conversions = 0

@@ -1,4 +1,5 @@
-"""metrics_service storage: the raw event log and the queries over it (SQLAlchemy Core)."""
+"""metrics_service storage: the raw event log, the aggregates kept beside it, and the queries (which
+read only the aggregates, so their cost does not grow with the number of events)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from sqlalchemy import (
 
 from core.db import insert_ignore
 from core.migrate import upgrade
+from metrics_service.aggregates import ANY_TYPE, DAY_MS, EVENT_BITS, HOUR_MS, Aggregates, floor_to
 
 metadata = MetaData()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,27 +48,40 @@ events = Table(
 )
 
 
+aggregates = Aggregates(metadata)
+BITS = EVENT_BITS
+
+
 @dataclass(frozen=True)
 class EventFilter:
+    """Filters for stats. Time filters work on whole hours: an hour is in when it starts at or after
+    the hour of `since` and before `until`. Events count by their time; visitors by their first event."""
+
     experiment: str | None = None
     variant: str | None = None
     event_type: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
 
-    def clauses(self, include_event_type: bool = True) -> list:
-        conditions = [events.c.excluded.is_(None)]
+    def keys(self, table: Table) -> list:
+        conditions = []
         if self.experiment:
-            conditions.append(events.c.experiment == self.experiment)
+            conditions.append(table.c.experiment == self.experiment)
         if self.variant:
-            conditions.append(events.c.variant == self.variant)
-        if include_event_type and self.event_type:
-            conditions.append(events.c.event_type == self.event_type)
-        if self.since_ms is not None:
-            conditions.append(events.c.ts >= self.since_ms)
-        if self.until_ms is not None:
-            conditions.append(events.c.ts < self.until_ms)
+            conditions.append(table.c.variant == self.variant)
         return conditions
+
+    def window(self, column) -> list:
+        conditions = []
+        if self.since_ms is not None:
+            conditions.append(column >= floor_to(self.since_ms, HOUR_MS))
+        if self.until_ms is not None:
+            conditions.append(column < self.until_ms)
+        return conditions
+
+
+def has(mask_column, bits: int):
+    return mask_column.op("&")(bits) == bits
 
 
 class MetricsStore:
@@ -77,123 +92,120 @@ class MetricsStore:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
 
     def insert_events(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Store rows in one transaction; rows whose event_id is already stored are skipped.
-
-        Returns how many rows were new.
-        """
+        """Store rows and fold them into the aggregates in one transaction; rows whose event_id is
+        already stored are skipped. Returns how many rows were new."""
         if not rows:
             return 0
         with self.engine.begin() as conn:
-            result = conn.execute(insert_ignore(conn, events).returning(events.c.id), list(rows))
-            return len(result.all())
+            new = conn.execute(
+                insert_ignore(conn, events).returning(
+                    events.c.experiment, events.c.variant, events.c.event_type, events.c.visitor_id, events.c.ts,
+                    events.c.excluded),
+                list(rows),
+            ).all()
+            aggregates.apply(conn, [r for r in new if r.excluded is None])
+            return len(new)
+
+    def rebuild_aggregates(self) -> None:
+        with self.engine.begin() as conn:
+            aggregates.rebuild(conn, events)
 
     def count_events(self, flt: EventFilter = EventFilter()) -> int:
+        """Counted (not excluded) events matching the filter."""
+        table = aggregates.agg_events
+        conditions = flt.keys(table) + flt.window(table.c.hour)
+        if flt.event_type:
+            conditions.append(table.c.event_type == flt.event_type)
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(events).where(and_(True, *flt.clauses()))).scalar_one()
+            return int(conn.execute(select(func.coalesce(func.sum(table.c.events), 0)).where(
+                and_(True, *conditions))).scalar_one())
+
+    def _cohort_sums(self, flt: EventFilter, group_by: bool, **measures: int) -> list[dict[str, Any]]:
+        """Visitors from agg_cohorts, per variant (or overall), whose mask holds each measure's bits."""
+        table = aggregates.agg_cohorts
+        conditions = flt.keys(table) + flt.window(table.c.cohort_hour)
+        if flt.event_type:
+            conditions.append(has(table.c.mask, BITS[flt.event_type]))
+        columns = [func.coalesce(func.sum(case((has(table.c.mask, bits), table.c.visitors), else_=0)), 0).label(name)
+                   for name, bits in measures.items()]
+        query = select(*([table.c.variant] if group_by else []), *columns).where(and_(True, *conditions))
+        if group_by:
+            query = query.group_by(table.c.variant).order_by(table.c.variant)
+        with self.engine.connect() as conn:
+            return [{k: (v if k == "variant" else int(v or 0)) for k, v in row.items()}
+                    for row in conn.execute(query).mappings()]
 
     def matrix(self, flt: EventFilter) -> list[dict[str, Any]]:
         """Events and unique visitors per (variant, event_type)."""
-        query = (
-            select(
-                events.c.variant,
-                events.c.event_type,
-                func.count().label("events"),
-                func.count(events.c.visitor_id.distinct()).label("visitors"),
-            )
-            .where(and_(True, *flt.clauses()))
-            .group_by(events.c.variant, events.c.event_type)
-            .order_by(events.c.variant, events.c.event_type)
-        )
+        table = aggregates.agg_events
+        conditions = flt.keys(table) + flt.window(table.c.hour)
+        if flt.event_type:
+            conditions.append(table.c.event_type == flt.event_type)
+        query = (select(table.c.variant, table.c.event_type, func.sum(table.c.events).label("events"))
+                 .where(and_(True, *conditions)).group_by(table.c.variant, table.c.event_type)
+                 .order_by(table.c.variant, table.c.event_type))
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            cells = [dict(row) for row in conn.execute(query).mappings()]
+        types = sorted({c["event_type"] for c in cells})
+        visitors = {row["variant"]: row for row in self._cohort_sums(flt, True, **{t: BITS[t] for t in types})}
+        return [{"variant": c["variant"], "event_type": c["event_type"], "events": int(c["events"]),
+                 "visitors": visitors.get(c["variant"], {}).get(c["event_type"], 0)} for c in cells]
 
     def unique_visitors(self, flt: EventFilter, group_by: str | None = None) -> dict[str | None, int]:
         """Distinct visitors overall (key None) or per variant / event_type."""
-        column = events.c[group_by] if group_by else None
-        cols = [column] if column is not None else []
-        query = select(*cols, func.count(events.c.visitor_id.distinct())).where(and_(True, *flt.clauses()))
-        if column is not None:
-            query = query.group_by(column)
-        with self.engine.connect() as conn:
-            if column is None:
-                return {None: conn.execute(query).scalar_one()}
-            return {row[0]: row[1] for row in conn.execute(query)}
+        if group_by == "event_type":
+            [row] = self._cohort_sums(flt, False, **BITS)
+            return {t: n for t, n in row.items() if n}
+        rows = self._cohort_sums(flt, group_by == "variant", visitors=0)
+        if group_by == "variant":
+            return {row["variant"]: row["visitors"] for row in rows}
+        return {None: rows[0]["visitors"]}
 
     def exposure_conversions(self, flt: EventFilter, metrics: Sequence[str]) -> list[dict[str, Any]]:
         """Per variant: visitors with a page_view, and how many of them also have each metric event."""
-        flags = {
-            name: func.max(case((events.c.event_type == name, 1), else_=0)).label(name)
-            for name in ("page_view", *metrics)
-        }
-        per_visitor = (
-            select(events.c.variant, events.c.visitor_id, *flags.values())
-            .where(and_(True, *flt.clauses(include_event_type=False)))
-            .group_by(events.c.variant, events.c.visitor_id)
-            .subquery()
-        )
-        exposed = per_visitor.c.page_view
-        query = (
-            select(
-                per_visitor.c.variant,
-                func.sum(exposed).label("visitors"),
-                *[func.sum(exposed * per_visitor.c[name]).label(name) for name in metrics],
-            )
-            .group_by(per_visitor.c.variant)
-            .order_by(per_visitor.c.variant)
-        )
-        with self.engine.connect() as conn:
-            return [
-                {key: (int(value or 0) if key != "variant" else value) for key, value in row.items()}
-                for row in conn.execute(query).mappings()
-            ]
-
-    def timeseries(self, flt: EventFilter, interval_ms: int) -> list[dict[str, Any]]:
-        """Events and unique visitors per (time bucket, variant); bucket = start of the interval in ms."""
-        bucket = (events.c.ts - events.c.ts % interval_ms).label("bucket")
-        query = (
-            select(
-                bucket,
-                events.c.variant,
-                func.count().label("events"),
-                func.count(events.c.visitor_id.distinct()).label("visitors"),
-            )
-            .where(and_(True, *flt.clauses()))
-            .group_by(bucket, events.c.variant)
-            .order_by(bucket, events.c.variant)
-        )
-        with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+        exposure = EventFilter(flt.experiment, flt.variant, None, flt.since_ms, flt.until_ms)
+        measures = {"visitors": BITS["page_view"], **{m: BITS["page_view"] | BITS[m] for m in metrics}}
+        return self._cohort_sums(exposure, True, **measures)
 
     def funnel(self, flt: EventFilter, steps: Sequence[str]) -> list[dict[str, Any]]:
         """Per variant: visitors who reached each step having reached every step before it."""
-        flags = [func.max(case((events.c.event_type == step, 1), else_=0)).label(step) for step in steps]
-        per_visitor = (
-            select(events.c.variant, *flags)
-            .where(and_(True, *flt.clauses(include_event_type=False)))
-            .group_by(events.c.variant, events.c.visitor_id)
-            .subquery()
-        )
-        reached = []
-        product = None
+        plain = EventFilter(flt.experiment, flt.variant, None, flt.since_ms, flt.until_ms)
+        measures, bits = {}, 0
         for step in steps:
-            product = per_visitor.c[step] if product is None else product * per_visitor.c[step]
-            reached.append(func.sum(product).label(step))
-        query = select(per_visitor.c.variant, *reached).group_by(per_visitor.c.variant).order_by(per_visitor.c.variant)
-        with self.engine.connect() as conn:
-            return [
-                {key: (value if key == "variant" else int(value or 0)) for key, value in row.items()}
-                for row in conn.execute(query).mappings()
-            ]
+            bits |= BITS[step]
+            measures[step] = bits
+        return self._cohort_sums(plain, True, **measures)
 
-    def first_times(self, flt: EventFilter, metric: str) -> list[tuple[str, int, int | None]]:
-        """Per exposed visitor: (variant, first page_view time, first metric time or None)."""
-        first_view = func.min(case((events.c.event_type == "page_view", events.c.ts), else_=None))
-        first_metric = func.min(case((events.c.event_type == metric, events.c.ts), else_=None))
-        query = (
-            select(events.c.variant, first_view.label("viewed"), first_metric.label("converted"))
-            .where(and_(True, *flt.clauses(include_event_type=False)))
-            .group_by(events.c.variant, events.c.visitor_id)
-            .having(first_view.is_not(None))
-        )
+    def timeseries(self, flt: EventFilter, interval_ms: int) -> list[dict[str, Any]]:
+        """Events and unique visitors per (time bucket, variant); bucket = start of the interval in ms."""
+        table = aggregates.agg_events
+        bucket = (table.c.hour - table.c.hour % interval_ms).label("bucket")
+        conditions = flt.keys(table) + flt.window(table.c.hour)
+        if flt.event_type:
+            conditions.append(table.c.event_type == flt.event_type)
+        events_query = (select(bucket, table.c.variant, func.sum(table.c.events).label("events"))
+                        .where(and_(True, *conditions)).group_by(bucket, table.c.variant))
+        active = aggregates.agg_active
+        kind = "d" if interval_ms >= DAY_MS else "h"
+        visitors_query = select(active.c.period, active.c.variant, active.c.visitors).where(
+            and_(active.c.kind == kind, active.c.event_type == (flt.event_type or ANY_TYPE),
+                 *flt.keys(active), *flt.window(active.c.period)))
         with self.engine.connect() as conn:
-            return [(row.variant, row.viewed, row.converted) for row in conn.execute(query)]
+            counts = {(r.bucket, r.variant): int(r.events) for r in conn.execute(events_query)}
+            visitors = {(r.period, r.variant): int(r.visitors) for r in conn.execute(visitors_query)}
+        return [{"bucket": b, "variant": v, "events": n, "visitors": visitors.get((b, v), 0)}
+                for (b, v), n in sorted(counts.items())]
+
+    def cohorts(self, flt: EventFilter, metric: str) -> list[tuple[str, int, int, int]]:
+        """Per (variant, cohort hour): visitors exposed (page_view) and how many of them converted."""
+        table = aggregates.agg_cohorts
+        exposed = BITS["page_view"]
+        converted = exposed | BITS[metric]
+        query = (select(table.c.variant, table.c.cohort_hour,
+                        func.sum(case((has(table.c.mask, exposed), table.c.visitors), else_=0)).label("exposed"),
+                        func.sum(case((has(table.c.mask, converted), table.c.visitors), else_=0)).label("converted"))
+                 .where(and_(True, *flt.keys(table), *flt.window(table.c.cohort_hour)))
+                 .group_by(table.c.variant, table.c.cohort_hour)
+                 .order_by(table.c.variant, table.c.cohort_hour))
+        with self.engine.connect() as conn:
+            return [(r.variant, int(r.cohort_hour), int(r.exposed), int(r.converted)) for r in conn.execute(query)]

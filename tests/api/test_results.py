@@ -114,8 +114,10 @@ def test_cumulative_conversion_over_time(metrics_client):
         {"visitor_id": "v1", "variant": "A", "event_type": "cta_click", "timestamp": at(1)},
     ])
     body = metrics_client.get("/experiments/landing/timeseries?metric=cta_click&interval=hour").get_json()
-    assert [(p["visitors"], p["conversions"], p["rate"]) for p in body["series"]] == [
-        (1, 0, 0.0), (2, 0, 0.0), (2, 1, 0.5)]
+    # visitors enter with their first event's hour; v1 converted later, but counts in its cohort
+    assert [(p["visitors"], p["conversions"], p["rate"]) for p in body["series"]] == [(1, 1, 1.0), (2, 1, 0.5)]
+    daily = metrics_client.get("/experiments/landing/timeseries?metric=cta_click&interval=day").get_json()
+    assert daily["series"][-1] == {**daily["series"][-1], "visitors": 2, "conversions": 1, "rate": 0.5}
 
 
 def test_funnel_per_variant(metrics_client):
