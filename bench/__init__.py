@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them all and prints one table; each module measures one figure."""

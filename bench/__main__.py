@@ -1,0 +1,70 @@
+"""`make bench`: every figure in one run, as a table, written to docs/benchmarks.md too."""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import assign, ingest, stats
+from bench.common import CONCURRENCY, DURATION, ROOT
+
+SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "100000,1000000,10000000").split(",")]
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> None:
+    lines = []
+
+    def row(*cells) -> None:
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        print(lines[-1], flush=True)
+
+    row("figure", "measured", "baseline", "ratio", "goal")
+    row("---", "---", "---", "---", "---")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        single = ingest.single(data)
+        m, c, n = single["metrics_service"], single["ceiling"], single["naive"]
+        row("1. single-event ingest, 32 clients", f"{m.rate:.0f} ev/s, p50 {m.p50_ms:.1f} ms, p99 {m.p99_ms:.1f} ms",
+            f"ceiling {c.rate:.0f} req/s (p99 {c.p99_ms:.1f} ms); naive {n.rate:.0f} ev/s",
+            f"{m.rate / c.rate:.2f} of ceiling; {m.rate / n.rate:.2f}x naive", "≥ 0.70 of ceiling")
+        batch, raw = ingest.batch(data)
+        row("2. batch ingest, 500 events/request", f"{batch.rate:.0f} ev/s", f"raw executemany {raw:.0f} rows/s",
+            f"{batch.rate / raw:.2f}", "≥ 0.25")
+        assigned = assign.assign(data)
+        ceiling = assigned["ceiling"]
+        for kind, goal in (("returning", "≥ 0.70"), ("new", "≥ 0.50")):
+            r = assigned[kind]
+            row(f"3. /assign, {kind} visitors", f"{r.rate:.0f} req/s, p99 {r.p99_ms:.1f} ms",
+                f"ceiling {ceiling.rate:.0f} req/s", f"{r.rate / ceiling.rate:.2f}", goal)
+        page = assign.landing(data)
+        r, c = page["landing"], page["ceiling"]
+        row("5. landing render incl. assignment", f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.rate:.0f} req/s",
+            f"ceiling p50 {c.p50_ms:.1f} ms, p99 {c.p99_ms:.1f} ms", f"{r.rate / c.rate:.2f} of ceiling rate", "–")
+        smallest = None
+        for size in SIZES:
+            figures = stats.measure(data, size)
+            smallest = smallest or figures
+            row(f"4. /stats and results, {size:,} events",
+                f"stats {figures['stats_ms']:.1f} ms, results {figures['results_ms']:.1f} ms (median)",
+                f"at {SIZES[0]:,}: stats {smallest['stats_ms']:.1f} ms, results {smallest['results_ms']:.1f} ms",
+                f"{figures['stats_ms'] / smallest['stats_ms']:.2f}x, "
+                f"{figures['results_ms'] / smallest['results_ms']:.2f}x",
+                "< 50 ms at 10M, ≤ 2x")
+    header = (f"# Benchmarks\n\nMeasured {datetime.now(UTC):%Y-%m-%d} on {machine()}, SQLite, services under "
+              f"gunicorn with `gunicorn.conf.py` (2 workers × 8 threads), {CONCURRENCY} keep-alive Python clients "
+              f"on the same machine for {DURATION:.0f} s per figure. Reproduce with `make bench` "
+              f"(`BENCH_SIZES` and `BENCH_SECONDS` change the sizes and durations).\n\n")
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "benchmarks.md").write_text(header + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

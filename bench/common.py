@@ -1,0 +1,118 @@
+"""What every benchmark needs: servers started as real processes, and a keep-alive load generator."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCURRENCY = 32
+DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str], health: str):
+    """Run a server process until the block ends; wait until `health` answers 200."""
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {' '.join(command)}")
+            try:
+                if requests.get(health, timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(health)
+            time.sleep(0.1)
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def gunicorn(app: str, port: int, env: dict[str, str]):
+    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
+               f"127.0.0.1:{port}", app]
+    return server(command, env, f"http://127.0.0.1:{port}/health")
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    latencies: list[float]
+    items_per_request: int = 1
+
+    @property
+    def rate(self) -> float:
+        return self.requests * self.items_per_request / self.seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def load(send: Callable[[requests.Session, int], requests.Response], concurrency: int = CONCURRENCY,
+         duration: float = DURATION, items_per_request: int = 1, warmup: float = 1.0) -> Result:
+    """`concurrency` keep-alive clients call send(session, n) in a loop for `duration` seconds."""
+    stop = threading.Event()
+    measuring = threading.Event()
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors: list[str] = []
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        n = index * 10_000_000
+        while not stop.is_set():
+            n += 1
+            started = time.perf_counter()
+            response = send(session, n)
+            elapsed = time.perf_counter() - started
+            if response.status_code >= 300:
+                errors.append(f"{response.status_code} {response.text[:200]}")
+                stop.set()
+            if measuring.is_set():
+                latencies[index].append(elapsed)
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    time.sleep(warmup)
+    measuring.set()
+    started = time.perf_counter()
+    time.sleep(duration)
+    measuring.clear()
+    seconds = time.perf_counter() - started
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    if errors:
+        raise RuntimeError(f"benchmark request failed: {errors[0]}")
+    flat = [x for per in latencies for x in per]
+    return Result(len(flat), seconds, flat, items_per_request)

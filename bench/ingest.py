@@ -1,0 +1,68 @@
+"""Figures 1 and 2: single-event ingest over HTTP, and batch ingest, against their baselines."""
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import Result, free_port, gunicorn, load, server
+
+
+def event(n: int) -> dict:
+    return {"visitor_id": f"v{n % 50_000}", "variant": "AB"[n % 2], "event_type": "page_view",
+            "event_id": str(uuid.UUID(int=n))}
+
+
+def single(data: Path) -> dict[str, Result]:
+    results = {}
+    port = free_port()
+    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": f"sqlite:///{data / 'single.db'}"}):
+        url = f"http://127.0.0.1:{port}/events"
+        results["metrics_service"] = load(lambda s, n: s.post(url, json=event(n)))
+    port = free_port()
+    with gunicorn("bench.ceiling:create_app()", port, {}):
+        url = f"http://127.0.0.1:{port}/events"
+        results["ceiling"] = load(lambda s, n: s.post(url, json=event(n)))
+    port = free_port()
+    with server([sys.executable, "-m", "bench.naive_server", str(port), str(data / "naive.db")], {},
+                f"http://127.0.0.1:{port}/health"):
+        url = f"http://127.0.0.1:{port}/events"
+        results["naive"] = load(lambda s, n: s.post(url, json=event(n)))
+    return results
+
+
+def raw_executemany(data: Path, count: int = 200_000) -> float:
+    """Rows per second for plain sqlite3 executemany into the same raw table, one transaction."""
+    db = sqlite3.connect(data / "raw.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT UNIQUE, experiment TEXT, variant TEXT, "
+               "event_type TEXT, visitor_id TEXT, ts INTEGER, properties TEXT, excluded TEXT)")
+    now = int(time.time() * 1000)
+    rows = [(str(uuid.UUID(int=n)), "landing", "AB"[n % 2], "page_view", f"v{n % 50_000}", now, None, None)
+            for n in range(count)]
+    started = time.perf_counter()
+    with db:
+        db.executemany("INSERT INTO events (event_id, experiment, variant, event_type, visitor_id, ts, properties, "
+                       "excluded) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    elapsed = time.perf_counter() - started
+    db.close()
+    return count / elapsed
+
+
+def batch(data: Path) -> tuple[Result, float]:
+    port = free_port()
+    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": f"sqlite:///{data / 'batch.db'}",
+                                                          "MAX_BODY_BYTES": str(4 * 1024 * 1024)}):
+        url = f"http://127.0.0.1:{port}/events"
+        result = load(lambda s, n: s.post(url, json=[event(n * 500 + i) for i in range(500)]), concurrency=4,
+                      items_per_request=500)
+    return result, raw_executemany(data)
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, r in single(Path(tmp)).items():
+            print(name, f"{r.rate:.0f}/s", f"p50 {r.p50_ms:.1f} ms", f"p99 {r.p99_ms:.1f} ms")
