@@ -60,8 +60,10 @@ def main() -> None:
                 "< 50 ms at 10M, ≤ 2x")
     header = (f"# Benchmarks\n\nMeasured {datetime.now(UTC):%Y-%m-%d} on {machine()}, SQLite, services under "
               f"gunicorn with `gunicorn.conf.py` (2 workers × 8 threads), {CONCURRENCY} keep-alive Python clients "
-              f"on the same machine for {DURATION:.0f} s per figure. Reproduce with `make bench` "
-              f"(`BENCH_SIZES` and `BENCH_SECONDS` change the sizes and durations).\n\n")
+              f"on the same machine for {DURATION:.0f} s per figure, "
+              f"event counts {', '.join(f'{n:,}' for n in SIZES)}. "
+              f"Reproduce with `BENCH_SIZES={','.join(map(str, SIZES))} BENCH_SECONDS={DURATION:g} make bench` "
+              f"(the defaults are 100000,1000000,10000000 and 5).\n\n")
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "benchmarks.md").write_text(header + "\n".join(lines) + "\n")
 
