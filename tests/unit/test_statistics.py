@@ -79,6 +79,13 @@ def test_holm_matches_statsmodels_and_keeps_missing_values():
     assert [got[0], got[1], got[3]] == pytest.approx(list(ref))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_matches_statsmodels_on_random_p_values(seed):
+    rng = np.random.default_rng(seed)
+    p_values = list(rng.uniform(0, 0.2, size=rng.integers(1, 9)))
+    assert holm_adjust(p_values) == pytest.approx(list(multipletests(p_values, method="holm")[1]))
+
+
 def exact_chance_to_beat(a_succ, a_fail, b_succ, b_fail):
     """Evan Miller's closed form for P(p_B > p_A) with Beta(1+s, 1+f) posteriors."""
     alpha_a, beta_a, alpha_b, beta_b = a_succ + 1, a_fail + 1, b_succ + 1, b_fail + 1
