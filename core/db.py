@@ -1,6 +1,10 @@
 """Engine creation from DATABASE_URL: SQLite in WAL mode by default, PostgreSQL for shared deployments."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import contextmanager
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -22,6 +26,21 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _begin_sqlite(conn) -> None:
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine):
+    """A transaction that writes: on SQLite it takes the write lock at BEGIN (IMMEDIATE), so what it
+    reads cannot change before it writes; on PostgreSQL a plain transaction."""
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            yield conn
+
+
 def make_engine(url: str) -> Engine:
     """An engine for the URL; creates the SQLite file's folder when needed."""
     parsed = make_url(url)
@@ -29,8 +48,13 @@ def make_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # isolation_level=None turns off the driver's own implicit BEGIN (issued only before the
+        # first write); SQLAlchemy's begin event issues it instead, so a transaction covers its
+        # reads too and writers can ask for BEGIN IMMEDIATE.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10,
+                                                  "isolation_level": None})
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -69,3 +93,116 @@ def now_millis() -> int:
     import time
 
     return int(time.time() * 1000)
+
+
+def placeholders(conn, columns: int, rows: int = 1) -> str:
+    """`(?, ?), (?, ?)` for rows x columns values, in the driver's own parameter style, for SQL run
+    with `exec_driver_sql` on hot paths (no statement building or compiling per call)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    row = "(" + ", ".join([mark] * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+def chunked(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# Rows per multi-row statement: 500 rows x 8 columns stays far below both backends' parameter limits.
+CHUNK_ROWS = 500
+
+
+def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple],
+              for_update: bool = False) -> list[tuple]:
+    """The stored rows (as `columns`) whose `key` columns equal one of `keys`: a join against a
+    VALUES list, which both SQLite and PostgreSQL answer from the primary key or unique index."""
+    found = []
+    match = " AND ".join(f"t.{name} = v.column{i}" for i, name in enumerate(key, 1))
+    for chunk in chunked(keys, CHUNK_ROWS):
+        found.extend(tuple(row) for row in conn.exec_driver_sql(
+            f"SELECT {', '.join('t.' + c for c in columns)} FROM (VALUES {placeholders(conn, len(key), len(chunk))})"
+            f" AS v JOIN {table} AS t ON {match}" + (" FOR UPDATE OF t" if for_update else ""),
+            tuple(chain.from_iterable(chunk))))
+    return found
+
+
+def insert_new(conn, table: str, columns: Sequence[str], rows: Sequence[tuple], key: Sequence[str]) -> list[tuple]:
+    """Insert the rows whose `key` columns are not stored yet; return them (the first row of each
+    key), in order.
+
+    PostgreSQL: INSERT .. ON CONFLICT DO NOTHING RETURNING, safe beside concurrent writers.
+    SQLite: one look-up of the keys already stored, then one multi-row INSERT, inside a transaction
+    begun IMMEDIATE (the write lock is held from the start, so nothing can slip in between). The
+    sqlite3 module releases the GIL for every row a statement steps through; a RETURNING insert of
+    500 rows would hand it over 500 times, each time waiting behind the request threads."""
+    if list(key) == list(columns):
+        unique = dict.fromkeys(rows)
+        unique = dict(zip(unique, unique, strict=True))
+    else:
+        positions = [columns.index(name) for name in key]
+        get_key = itemgetter(*positions) if len(positions) > 1 else (lambda row, i=positions[0]: (row[i],))
+        unique = {}
+        for row in rows:
+            unique.setdefault(get_key(row), row)
+    if conn.dialect.name == "postgresql":
+        stored: set[tuple] = set()
+        for chunk in chunked(list(unique.values()), CHUNK_ROWS):
+            stored.update(tuple(r) for r in conn.exec_driver_sql(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders(conn, len(columns), len(chunk))} "
+                f"ON CONFLICT DO NOTHING RETURNING {', '.join(key)}", tuple(chain.from_iterable(chunk))))
+        return [row for k, row in unique.items() if k in stored]
+    present = set(find_rows(conn, table, key, key, list(unique)))
+    new = [row for k, row in unique.items() if k not in present]
+    insert_rows(conn, table, columns, new)
+    return new
+
+
+def insert_rows(conn, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """A plain INSERT of many rows per statement."""
+    for chunk in chunked(rows, CHUNK_ROWS):
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders(conn, len(columns), len(chunk))}",
+            tuple(chain.from_iterable(chunk)))
+
+
+def upsert_rows(conn, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple],
+                update: str) -> None:
+    """INSERT .. ON CONFLICT (key) DO UPDATE SET update, many rows per statement (keys distinct)."""
+    for chunk in chunked(rows, CHUNK_ROWS):
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders(conn, len(columns), len(chunk))} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}", tuple(chain.from_iterable(chunk)))
+
+
+class WriteLock:
+    """Serialises write transactions across processes sharing one SQLite file.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, which shows as long tail latency
+    when two gunicorn workers write at once; a blocking flock on a file beside the database wakes
+    the next writer as soon as the lock is free. On PostgreSQL (row locks) and in-memory SQLite it
+    does nothing. Within a process callers must already be serialised (see core.group_commit).
+    """
+
+    def __init__(self, engine: Engine):
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.path = f"{database}.write.lock" if database and database != ":memory:" else None
+        self._handle = None
+        self._pid = None
+
+    def __enter__(self):
+        import fcntl
+        import os
+
+        if self.path is None:
+            return self
+        if self._handle is None or self._pid != os.getpid():  # a forked worker opens its own
+            self._handle = open(self.path, "a")  # noqa: SIM115 - kept open for the process's life
+            self._pid = os.getpid()
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self.path is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)

@@ -1,0 +1,94 @@
+"""Storage helpers for the hot paths: insert-if-new, multi-row upserts, SQLite write locking."""
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from core.db import WriteLock, find_rows, insert_new, make_engine, upsert_rows, write_transaction
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE pairs (a VARCHAR(10), b INTEGER, note VARCHAR(10), PRIMARY KEY (a, b))"))
+    yield engine
+    engine.dispose()
+
+
+def stored(engine) -> set[tuple]:
+    with engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(text("SELECT a, b, note FROM pairs"))}
+
+
+def test_insert_new_returns_only_new_rows_first_of_each_key(engine):
+    columns = ("a", "b", "note")
+    with write_transaction(engine) as conn:
+        assert insert_new(conn, "pairs", columns, [("x", 1, "one"), ("y", 2, "two")], key=("a", "b")) == [
+            ("x", 1, "one"), ("y", 2, "two")]
+    rows = [("x", 1, "again"), ("z", 3, "first"), ("z", 3, "second"), ("y", 4, "new")]
+    with write_transaction(engine) as conn:
+        assert insert_new(conn, "pairs", columns, rows, key=("a", "b")) == [("z", 3, "first"), ("y", 4, "new")]
+    assert stored(engine) == {("x", 1, "one"), ("y", 2, "two"), ("z", 3, "first"), ("y", 4, "new")}
+
+
+def test_insert_new_and_find_rows_handle_more_rows_than_one_statement(engine):
+    rows = [(f"k{i % 7}", i, None) for i in range(1234)]
+    with write_transaction(engine) as conn:
+        assert len(insert_new(conn, "pairs", ("a", "b", "note"), rows, key=("a", "b"))) == 1234
+        found = find_rows(conn, "pairs", ("a", "b"), ("b",), [(f"k{i % 7}", i) for i in range(0, 1300, 2)])
+    assert sorted(b for (b,) in found) == list(range(0, 1234, 2))
+
+
+def test_upsert_rows_inserts_and_updates(engine):
+    with write_transaction(engine) as conn:
+        upsert_rows(conn, "pairs", ("a", "b", "note"), ("a", "b"), [("x", 1, "old")], "note = excluded.note")
+        upsert_rows(conn, "pairs", ("a", "b", "note"), ("a", "b"), [("x", 1, "new"), ("x", 2, "two")],
+                    "note = excluded.note")
+    assert stored(engine) == {("x", 1, "new"), ("x", 2, "two")}
+
+
+def test_sqlite_write_transaction_holds_the_write_lock_from_its_start(tmp_path):
+    url = f"sqlite:///{tmp_path / 'lock.db'}"
+    engine, other = make_engine(url), make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    with write_transaction(engine) as conn:
+        conn.execute(text("SELECT count(*) FROM t")).scalar_one()  # a read only, so far
+        with other.connect() as intruder:
+            intruder.exec_driver_sql("PRAGMA busy_timeout=50")
+            intruder.commit()
+            with pytest.raises(OperationalError, match="locked"):
+                with intruder.begin():
+                    intruder.execute(text("INSERT INTO t VALUES (1)"))
+    engine.dispose()
+    other.dispose()
+
+
+def test_write_lock_makes_writers_of_one_sqlite_file_take_turns(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    first, second = WriteLock(engine), WriteLock(engine)  # separate handles, as in two processes
+    order = []
+
+    def later():
+        with second:
+            order.append("second")
+
+    with first:
+        thread = threading.Thread(target=later)
+        thread.start()
+        time.sleep(0.2)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+    engine.dispose()
+
+
+def test_write_lock_is_a_no_op_for_postgresql_and_memory():
+    for url in ("sqlite://", "postgresql+psycopg://u@localhost/db"):
+        lock = WriteLock(make_engine(url))
+        assert lock.path is None
+        with lock, lock:  # re-entrant because it does nothing
+            pass
