@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -114,19 +114,32 @@ def parse_events(payload: Any) -> list[Event]:
         raise EventValidationError(field_errors(exc, with_index=True)) from exc
 
 
-def to_row(event: Event, received_at: datetime | None = None) -> dict[str, Any]:
+class EventRow(NamedTuple):
+    """An event as stored: the columns of the events table, in order."""
+
+    event_id: str
+    experiment: str
+    variant: str
+    event_type: str
+    visitor_id: str
+    ts: int  # milliseconds since the epoch, UTC
+    properties: str | None  # JSON
+    excluded: str | None  # why the event is left out of stats; None counts
+
+
+def to_row(event: Event, received_at: datetime | None = None) -> EventRow:
     """A storage row: ids filled in, time as integer milliseconds since the epoch (UTC)."""
     when = event.timestamp or received_at or datetime.now(UTC)
-    return {
-        "event_id": str(event.event_id or uuid.uuid4()),
-        "experiment": event.experiment,
-        "variant": event.variant,
-        "event_type": event.event_type,
-        "visitor_id": event.visitor_id,
-        "ts": to_millis(when),
-        "properties": json.dumps(event.properties, separators=(",", ":")) if event.properties else None,
-        "excluded": exclusion_reason(event),
-    }
+    return EventRow(
+        str(event.event_id or uuid.uuid4()),
+        event.experiment,
+        event.variant,
+        event.event_type,
+        event.visitor_id,
+        to_millis(when),
+        json.dumps(event.properties, separators=(",", ":")) if event.properties else None,
+        exclusion_reason(event),
+    )
 
 
 def exclusion_reason(event: Event) -> str | None:

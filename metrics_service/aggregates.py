@@ -12,9 +12,9 @@ aggregates stay exactly what `rebuild` computes from the raw events (a test comp
 """
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -24,17 +24,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    bindparam,
     delete,
     func,
     literal,
     select,
-    tuple_,
     union,
-    update,
 )
 
-from core.db import dialect_insert, insert_ignore
+from core.db import find_rows, insert_new, insert_rows, upsert_rows
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -54,13 +51,14 @@ def define(metadata: MetaData) -> dict[str, Table]:
             Column("events", BigInteger, nullable=False))),
         "visitor_state": Table("visitor_state", metadata, *keyed(
             Column("visitor_id", String(128), primary_key=True), Column("first_ts", BigInteger, nullable=False),
-            Column("mask", Integer, nullable=False))),
+            Column("mask", Integer, nullable=False)), sqlite_with_rowid=False),
         "agg_cohorts": Table("agg_cohorts", metadata, *keyed(
             Column("cohort_hour", BigInteger, primary_key=True), Column("mask", Integer, primary_key=True),
             Column("visitors", BigInteger, nullable=False))),
         "visitor_periods": Table("visitor_periods", metadata, *keyed(
             Column("visitor_id", String(128), primary_key=True), Column("event_type", String(32), primary_key=True),
-            Column("kind", String(1), primary_key=True), Column("period", BigInteger, primary_key=True))),
+            Column("kind", String(1), primary_key=True), Column("period", BigInteger, primary_key=True)),
+            sqlite_with_rowid=False),
         "agg_active": Table("agg_active", metadata, *keyed(
             Column("event_type", String(32), primary_key=True), Column("kind", String(1), primary_key=True),
             Column("period", BigInteger, primary_key=True), Column("visitors", BigInteger, nullable=False))),
@@ -73,15 +71,6 @@ def floor_to(ms: int, size: int) -> int:
 
 def event_deltas(rows: Iterable[Any]) -> Counter:
     return Counter((r.experiment, r.variant, r.event_type, floor_to(r.ts, HOUR_MS)) for r in rows)
-
-
-def period_keys(rows: Iterable[Any]) -> set[tuple]:
-    keys = set()
-    for r in rows:
-        for kind, size in PERIODS.items():
-            for event_type in (r.event_type, ANY_TYPE):
-                keys.add((r.experiment, r.variant, r.visitor_id, event_type, kind, floor_to(r.ts, size)))
-    return keys
 
 
 def batch_states(rows: Iterable[Any]) -> dict[tuple, tuple[int, int]]:
@@ -112,7 +101,129 @@ def cohort_deltas(old: dict[tuple, tuple[int, int]], batch: dict[tuple, tuple[in
     return deltas, changed
 
 
+class Counted(NamedTuple):
+    """A newly stored event that counts (not excluded): what the aggregates are made of (the
+    fields of core.events.EventRow that matter, in the same order)."""
+
+    experiment: str
+    variant: str
+    event_type: str
+    visitor_id: str
+    ts: int
+
+
+class Recent:
+    """A bounded memory (the least recently written entry is forgotten first)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        return self._items.get(key)  # reading does not refresh: put() after each write does
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, key, value) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+
+ANY_BIT = 8  # beside EVENT_BITS: "some event" in a period (the "*" rows of visitor_periods)
+
+
+class VisitorMemo:
+    """What is known to be stored for one visitor: the state row, and the period rows of the
+    latest hour and day seen (as bit masks of event types, ANY_BIT for "*")."""
+
+    __slots__ = ("first_ts", "mask", "hour", "hour_bits", "day", "day_bits")
+
+    def __init__(self, first_ts: int, mask: int):
+        self.first_ts, self.mask = first_ts, mask
+        self.hour = self.day = -1
+        self.hour_bits = self.day_bits = 0
+
+    def covers_state(self, first_ts: int, mask: int) -> bool:
+        """True when a batch can change nothing in the state (no earlier event, no new type)."""
+        return self.first_ts <= first_ts and mask & ~self.mask == 0
+
+    def has_period(self, kind: str, period: int, bit: int) -> bool:
+        if kind == "h":
+            return self.hour == period and bool(self.hour_bits & bit)
+        return self.day == period and bool(self.day_bits & bit)
+
+    def saw_period(self, kind: str, period: int, bit: int) -> None:
+        if kind == "h":
+            if period > self.hour:
+                self.hour, self.hour_bits = period, 0
+            if period == self.hour:
+                self.hour_bits |= bit
+        else:
+            if period > self.day:
+                self.day, self.day_bits = period, 0
+            if period == self.day:
+                self.day_bits |= bit
+
+
+class Known:
+    """Rows one store has seen committed, per visitor, so later batches skip what is already there.
+
+    Stored rows only ever grow (a period seen, an earlier first event, more event types), so a
+    remembered period row is still there and a remembered state can only have moved further.
+    Kept per store (per database), for the most recent `limit` visitors (about 300 bytes each)."""
+
+    def __init__(self, limit: int = 100_000):
+        self.visitors = Recent(limit)
+
+    def unknown_periods(self, rows: Iterable[Counted]) -> set[tuple]:
+        """The visitor_periods rows these events need that are not known to be stored."""
+        get = self.visitors.get
+        keys = set()
+        for experiment, variant, event_type, visitor_id, ts in rows:
+            memo = get((experiment, variant, visitor_id))
+            bit = EVENT_BITS[event_type]
+            for kind, size in PERIODS.items():
+                period = ts - ts % size
+                for name, flag in ((event_type, bit), (ANY_TYPE, ANY_BIT)):
+                    if memo is None or not memo.has_period(kind, period, flag):
+                        keys.add((experiment, variant, visitor_id, name, kind, period))
+        return keys
+
+    def unknown_states(self, states: dict[tuple, tuple[int, int]]) -> dict[tuple, tuple[int, int]]:
+        get = self.visitors.get
+        return {k: v for k, v in states.items() if (memo := get(k)) is None or not memo.covers_state(*v)}
+
+    def remember(self, states: dict[tuple, tuple[int, int]], periods: Iterable[tuple]) -> None:
+        """After commit: the visitors' stored states, and period rows now known to be stored."""
+        for key, (first_ts, mask) in states.items():
+            memo = self.visitors.get(key)
+            if memo is None:
+                self.visitors.put(key, VisitorMemo(first_ts, mask))
+            else:
+                memo.first_ts, memo.mask = first_ts, mask
+                self.visitors.put(key, memo)
+        for experiment, variant, visitor_id, event_type, kind, period in periods:
+            memo = self.visitors.get((experiment, variant, visitor_id))
+            if memo is not None:
+                memo.saw_period(kind, period, _bit_of(event_type))
+
+
+def _bit_of(event_type: str) -> int:
+    return ANY_BIT if event_type == ANY_TYPE else EVENT_BITS[event_type]
+
+
+PERIOD_COLUMNS = ("experiment", "variant", "visitor_id", "event_type", "kind", "period")
+STATE_COLUMNS = ("experiment", "variant", "visitor_id", "first_ts", "mask")
+
+
 class Aggregates:
+    """The aggregate tables, and how a batch of new events changes them. The statements are plain
+    SQL in each driver's parameter style, so a batch costs a fixed handful of round trips and no
+    statement building."""
+
     def __init__(self, metadata: MetaData):
         self.tables = define(metadata)
 
@@ -122,56 +233,60 @@ class Aggregates:
         except KeyError as exc:
             raise AttributeError(name) from exc
 
-    def _add(self, conn: Connection, table: Table, keys: Sequence[str], value: str, deltas: Counter) -> None:
+    @staticmethod
+    def _add(conn: Connection, table: str, keys: Sequence[str], value: str, deltas: Counter) -> None:
         """Upsert value += delta for each key, in key order (a stable lock order on PostgreSQL)."""
-        rows = [dict(zip(keys, k, strict=True), **{value: d}) for k, d in sorted(deltas.items()) if d]
+        rows = [(*k, d) for k, d in sorted(deltas.items()) if d]
+        upsert_rows(conn, table, (*keys, value), keys, rows, f"{value} = {table}.{value} + excluded.{value}")
+
+    def apply(self, conn: Connection, rows: Sequence[Counted], known: Known) -> Callable[[], None]:
+        """Fold newly stored, counted events into every aggregate (inside the ingest transaction).
+        Returns what to call once the transaction has committed (it remembers the rows written)."""
         if not rows:
-            return
-        statement = dialect_insert(conn, table)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys), set_={value: table.c[value] + statement.excluded[value]}
-        )
-        conn.execute(statement, rows)
+            return lambda: None
+        self._add(conn, "agg_events", ("experiment", "variant", "event_type", "hour"), "events", event_deltas(rows))
 
-    def apply(self, conn: Connection, rows: Sequence[Any]) -> None:
-        """Fold newly stored, counted events into every aggregate (inside the ingest transaction)."""
-        if not rows:
-            return
-        self._add(conn, self.agg_events, ("experiment", "variant", "event_type", "hour"), "events", event_deltas(rows))
-
-        periods = self.visitor_periods
-        fresh = conn.execute(
-            insert_ignore(conn, periods).returning(periods.c.experiment, periods.c.variant, periods.c.event_type,
-                                                  periods.c.kind, periods.c.period),
-            [dict(zip(("experiment", "variant", "visitor_id", "event_type", "kind", "period"), k, strict=True))
-             for k in sorted(period_keys(rows))],
-        ).all()
-        self._add(conn, self.agg_active, ("experiment", "variant", "event_type", "kind", "period"), "visitors",
-                  Counter(tuple(r) for r in fresh))
-
-        batch = batch_states(rows)
-        state = self.visitor_state
-        keys = sorted(batch)
-        # Create missing rows first (mask 0 = nothing counted yet), then lock and read them all.
-        conn.execute(insert_ignore(conn, state), [
-            {"experiment": e, "variant": v, "visitor_id": vid, "first_ts": batch[(e, v, vid)][0], "mask": 0}
-            for e, v, vid in keys])
-        query = select(state.c.experiment, state.c.variant, state.c.visitor_id, state.c.first_ts, state.c.mask).where(
-            tuple_(state.c.experiment, state.c.variant, state.c.visitor_id).in_(keys))
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        old = {(r.experiment, r.variant, r.visitor_id): (r.first_ts, r.mask) for r in conn.execute(query) if r.mask}
+        # Visitor states first: on PostgreSQL this locks each visitor's row, so the period rows
+        # below are written by one instance at a time per visitor.
+        states = batch_states(rows)
+        batch = known.unknown_states(states)
+        old = self._lock_states(conn, sorted(batch))
         deltas, changed = cohort_deltas(old, batch)
-        if changed:
-            conn.execute(
-                update(state)
-                .where(state.c.experiment == bindparam("k_experiment"), state.c.variant == bindparam("k_variant"),
-                       state.c.visitor_id == bindparam("k_visitor"))
-                .values(first_ts=bindparam("new_first"), mask=bindparam("new_mask")),
-                [{"k_experiment": e, "k_variant": v, "k_visitor": vid, "new_first": f, "new_mask": m}
-                 for (e, v, vid), (f, m) in sorted(changed.items())],
-            )
-        self._add(conn, self.agg_cohorts, ("experiment", "variant", "cohort_hour", "mask"), "visitors", deltas)
+        upsert_rows(conn, "visitor_state", STATE_COLUMNS, STATE_COLUMNS[:3],
+                    [(*k, first, mask) for k, (first, mask) in sorted(changed.items())],
+                    "first_ts = excluded.first_ts, mask = excluded.mask")
+        self._add(conn, "agg_cohorts", ("experiment", "variant", "cohort_hour", "mask"), "visitors", deltas)
+
+        # A visitor with no counted event before this batch has no period rows yet: theirs are
+        # all new and need no look-up. Everyone else's go through insert_new.
+        first_timers = {k for k in batch if k not in old}
+        periods = sorted(known.unknown_periods(rows))
+        if conn.dialect.name == "sqlite":
+            fresh = [p for p in periods if p[:3] in first_timers]
+            insert_rows(conn, "visitor_periods", PERIOD_COLUMNS, fresh)
+            rest = [p for p in periods if p[:3] not in first_timers]
+        else:  # one INSERT .. RETURNING either way
+            fresh, rest = [], periods
+        fresh += insert_new(conn, "visitor_periods", PERIOD_COLUMNS, rest, key=PERIOD_COLUMNS)
+        self._add(conn, "agg_active", ("experiment", "variant", "event_type", "kind", "period"), "visitors",
+                  Counter((e, v, t, k, p) for e, v, _, t, k, p in fresh))
+
+        def remember() -> None:
+            known.remember({**old, **changed}, periods)
+
+        return remember
+
+    @staticmethod
+    def _lock_states(conn: Connection, keys: list[tuple]) -> dict[tuple, tuple[int, int]]:
+        """The stored states of these visitors. On PostgreSQL the rows are created if missing (mask 0:
+        nothing counted yet) and locked, so concurrent instances update each visitor in turn; on
+        SQLite the ingest transaction holds the database's write lock from its start."""
+        postgres = conn.dialect.name == "postgresql"
+        if postgres and keys:
+            upsert_rows(conn, "visitor_state", STATE_COLUMNS, STATE_COLUMNS[:3], [(*k, 0, 0) for k in keys],
+                        "mask = visitor_state.mask")  # a no-op update: still locks the row
+        found = find_rows(conn, "visitor_state", STATE_COLUMNS[:3], STATE_COLUMNS, keys, for_update=postgres)
+        return {(e, v, vid): (first, mask) for e, v, vid, first, mask in found if mask}
 
     def rebuild(self, conn: Connection, events: Table) -> None:
         """Recompute every aggregate from the raw events (bulk loads, migrations, consistency checks)."""

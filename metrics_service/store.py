@@ -23,9 +23,20 @@ from sqlalchemy import (
     select,
 )
 
-from core.db import insert_ignore
+from core.db import WriteLock, insert_new, write_transaction
+from core.events import EventRow
+from core.group_commit import GroupCommit
 from core.migrate import upgrade
-from metrics_service.aggregates import ANY_TYPE, DAY_MS, EVENT_BITS, HOUR_MS, Aggregates, floor_to
+from metrics_service.aggregates import (
+    ANY_TYPE,
+    DAY_MS,
+    EVENT_BITS,
+    HOUR_MS,
+    Aggregates,
+    Counted,
+    Known,
+    floor_to,
+)
 
 metadata = MetaData()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,7 +54,6 @@ events = Table(
     Column("ts", BigInteger, nullable=False),  # milliseconds since the epoch, UTC
     Column("properties", Text, nullable=True),  # JSON
     Column("excluded", String(32), nullable=True),  # why the event is left out of stats; NULL counts
-    Index("ix_events_experiment_type_variant", "experiment", "event_type", "variant"),
     Index("ix_events_ts", "ts"),
 )
 
@@ -85,26 +95,42 @@ def has(mask_column, bits: int):
 
 
 class MetricsStore:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, memory: int = 100_000):
+        """`memory`: how many recent visitors' stored rows this process remembers (see Known)."""
         self.engine = engine
+        self._write_lock = WriteLock(engine)
+        self._known = Known(memory)
+        self._group: GroupCommit[int] = GroupCommit(self._write)
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
 
-    def insert_events(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Store rows and fold them into the aggregates in one transaction; rows whose event_id is
-        already stored are skipped. Returns how many rows were new."""
+    def insert_events(self, rows: Sequence[EventRow]) -> int:
+        """Store rows and fold them into the aggregates in one transaction, shared with the requests
+        arriving at the same time (group commit); rows whose event_id is already stored are skipped.
+        Returns how many of these rows were new."""
         if not rows:
             return 0
-        with self.engine.begin() as conn:
-            new = conn.execute(
-                insert_ignore(conn, events).returning(
-                    events.c.experiment, events.c.variant, events.c.event_type, events.c.visitor_id, events.c.ts,
-                    events.c.excluded),
-                list(rows),
-            ).all()
-            aggregates.apply(conn, [r for r in new if r.excluded is None])
-            return len(new)
+        return self._group.submit(rows)
+
+    def _write(self, batches: list[Sequence[EventRow]]) -> list[int]:
+        """One transaction for several callers' rows; how many rows of each caller were new."""
+        with self._write_lock, write_transaction(self.engine) as conn:
+            stored = insert_new(conn, "events", EventRow._fields, [row for batch in batches for row in batch],
+                                key=("event_id",))
+            new_ids = {row.event_id for row in stored}
+            counts = []
+            for batch in batches:
+                new = 0
+                for row in batch:
+                    if row.event_id in new_ids:  # the first row with an id is the one stored
+                        new_ids.discard(row.event_id)
+                        new += 1
+                counts.append(new)
+            remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in stored if row.excluded is None],
+                                        self._known)
+        remember()
+        return counts
 
     def rebuild_aggregates(self) -> None:
         with self.engine.begin() as conn:

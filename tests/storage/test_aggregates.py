@@ -83,8 +83,8 @@ def test_existing_database_upgrades_in_place_with_backfill(db_url):
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "m0001")
-        rows = {row["event_id"]: row for row in map(to_row, parse_events(random_events(random.Random(3), 300)))}
-        conn.execute(insert(events), list(rows.values()))
+        rows = {row.event_id: row for row in map(to_row, parse_events(random_events(random.Random(3), 300)))}
+        conn.execute(insert(events), [row._asdict() for row in rows.values()])
     upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
     store = MetricsStore(engine)
     with engine.connect() as conn:
@@ -94,3 +94,71 @@ def test_existing_database_upgrades_in_place_with_backfill(db_url):
     with engine.connect() as conn:
         assert snapshot(conn, aggregates) == backfilled
     engine.dispose()
+
+
+def assert_matches_rebuild(store: MetricsStore) -> None:
+    with store.engine.connect() as conn:
+        maintained = snapshot(conn, aggregates)
+    store.rebuild_aggregates()
+    with store.engine.connect() as conn:
+        assert snapshot(conn, aggregates) == maintained
+
+
+@pytest.mark.parametrize("memory", [3, 100_000], ids=["forgetful", "roomy"])
+def test_several_processes_on_one_database_stay_exact(db_url, memory):
+    """Each worker process remembers what it wrote, not what the others wrote: two stores on one
+    database (as two gunicorn workers or two instances behind a load balancer), fed interleaved
+    and concurrent batches, still keep the aggregates equal to a rebuild."""
+    import threading
+
+    first, second = (MetricsStore(make_engine(db_url), memory=memory) for _ in range(2))
+    first.init_schema()
+    rng = random.Random(21)
+    generated = random_events(rng, 1200)
+    rows = [to_row(e) for part in (generated[:600], generated[600:]) for e in parse_events(part)]
+    batches = []
+    while rows:
+        size = rng.randint(1, 60)
+        batches.append(rows[:size])
+        rows = rows[size:]
+    for i, batch in enumerate(batches[:len(batches) // 2]):  # interleaved
+        (first, second)[i % 2].insert_events(batch)
+    rest = batches[len(batches) // 2:]
+
+    def feed(store, mine):
+        for batch in mine:
+            store.insert_events(batch)
+
+    threads = [threading.Thread(target=feed, args=(store, rest[i::4]))
+               for i, store in enumerate([first, second, first, second])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert_matches_rebuild(first)
+    for store in (first, second):
+        store.engine.dispose()
+
+
+def test_concurrent_callers_count_each_event_once(metrics):
+    """Callers sharing a transaction (group commit) each learn how many of their own events were
+    new; an id sent by several callers at once is accepted exactly once."""
+    import threading
+
+    events_by_id = {row.event_id: row for row in map(to_row, parse_events(random_events(random.Random(8), 400)))}
+    rows = list(events_by_id.values())
+    rng = random.Random(9)
+    works = [rng.sample(rows, 40) for _ in range(16)]  # overlapping
+    accepted = [0] * len(works)
+
+    def call(i):
+        accepted[i] = metrics.insert_events(works[i])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(works))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(accepted) == len({row.event_id for work in works for row in work})
+    assert metrics.insert_events(rows) == len(rows) - sum(accepted)
+    assert_matches_rebuild(metrics)

@@ -80,15 +80,15 @@ def test_to_row_fills_id_and_time():
     when = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     [event] = parse_events({**GOOD, "event_id": str(event_id), "timestamp": when.isoformat(), "properties": {"a": 1}})
     row = to_row(event)
-    assert row["event_id"] == str(event_id)
-    assert row["ts"] == int(when.timestamp() * 1000)
-    assert json.loads(row["properties"]) == {"a": 1}
+    assert row.event_id == str(event_id)
+    assert row.ts == int(when.timestamp() * 1000)
+    assert json.loads(row.properties) == {"a": 1}
     [anonymous] = parse_events(GOOD)
-    assert uuid.UUID(to_row(anonymous)["event_id"])
+    assert uuid.UUID(to_row(anonymous).event_id)
 
 
 def test_forced_and_uncovered_events_are_marked_excluded():
     [normal, forced, outside] = parse_events([GOOD, {**GOOD, "forced": True}, {**GOOD, "in_experiment": False}])
-    assert to_row(normal)["excluded"] is None
-    assert to_row(forced)["excluded"] == "forced"
-    assert to_row(outside)["excluded"] == "not_in_experiment"
+    assert to_row(normal).excluded is None
+    assert to_row(forced).excluded == "forced"
+    assert to_row(outside).excluded == "not_in_experiment"
