@@ -12,7 +12,7 @@ aggregates stay exactly what `rebuild` computes from the raw events (a test comp
 """
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -113,23 +113,25 @@ class Counted(NamedTuple):
 
 
 class Recent:
-    """A bounded memory (the least recently written entry is forgotten first)."""
+    """A bounded memory in two generations: entries written recently stay, older ones are dropped
+    a generation at a time (an approximate LRU without a per-entry linked list)."""
 
     def __init__(self, limit: int):
-        self.limit = limit
-        self._items: OrderedDict = OrderedDict()
+        self.limit = max(2, limit)
+        self._young: dict = {}
+        self._old: dict = {}
 
     def get(self, key):
-        return self._items.get(key)  # reading does not refresh: put() after each write does
+        value = self._young.get(key)
+        return self._old.get(key) if value is None else value
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._young) + sum(1 for key in self._old if key not in self._young)
 
     def put(self, key, value) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        if len(self._items) > self.limit:
-            self._items.popitem(last=False)
+        self._young[key] = value
+        if len(self._young) >= self.limit // 2:
+            self._old, self._young = self._young, {}
 
 
 ANY_BIT = 8  # beside EVENT_BITS: "some event" in a period (the "*" rows of visitor_periods)
