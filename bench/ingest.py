@@ -18,12 +18,15 @@ def event(n: int) -> dict:
             "event_id": str(uuid.UUID(int=n))}
 
 
-def single(data: Path) -> dict[str, Result]:
-    results = {}
+def ingest_single(database_url: str) -> Result:
     port = free_port()
-    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": f"sqlite:///{data / 'single.db'}"}):
+    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": database_url}):
         url = f"http://127.0.0.1:{port}/events"
-        results["metrics_service"] = load(lambda s, n: s.post(url, json=event(n)))
+        return load(lambda s, n: s.post(url, json=event(n)))
+
+
+def single(data: Path) -> dict[str, Result]:
+    results = {"metrics_service": ingest_single(f"sqlite:///{data / 'single.db'}")}
     port = free_port()
     with gunicorn("bench.ceiling:create_app()", port, {}):
         url = f"http://127.0.0.1:{port}/events"
@@ -61,17 +64,42 @@ def batch_bodies(size: int = 500, up_to_rate: int = 100_000) -> list[bytes]:
     return [json.dumps([event(n * size + i) for i in range(size)]).encode() for n in range(count)]
 
 
-def batch(data: Path) -> tuple[Result, float]:
+def ingest_batches(database_url: str) -> Result:
     bodies = batch_bodies()
     next_body = itertools.count()
     headers = {"Content-Type": "application/json"}
     port = free_port()
-    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": f"sqlite:///{data / 'batch.db'}",
+    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": database_url,
                                                           "MAX_BODY_BYTES": str(4 * 1024 * 1024)}):
         url = f"http://127.0.0.1:{port}/events"
-        result = load(lambda s, n: s.post(url, data=bodies[next(next_body) % len(bodies)], headers=headers),
-                      concurrency=4, items_per_request=500)
-    return result, raw_executemany(data)
+        return load(lambda s, n: s.post(url, data=bodies[next(next_body) % len(bodies)], headers=headers),
+                    concurrency=4, items_per_request=500)
+
+
+def raw_postgres(database_url: str, count: int = 100_000) -> float:
+    """Rows per second for psycopg executemany (pipelined) into the same raw table, one transaction."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).set(drivername="postgresql")
+    now = int(time.time() * 1000)
+    rows = [(str(uuid.UUID(int=n)), "landing", "AB"[n % 2], "page_view", f"v{n % 50_000}", now, None, None)
+            for n in range(count)]
+    with psycopg.connect(url.render_as_string(hide_password=False)) as db:
+        db.execute("CREATE TABLE raw_events (id BIGSERIAL PRIMARY KEY, event_id VARCHAR(36) UNIQUE, "
+                   "experiment VARCHAR(64), variant VARCHAR(64), event_type VARCHAR(32), visitor_id VARCHAR(128), "
+                   "ts BIGINT, properties TEXT, excluded VARCHAR(32))")
+        db.commit()
+        started = time.perf_counter()
+        with db.cursor() as cursor:
+            cursor.executemany("INSERT INTO raw_events (event_id, experiment, variant, event_type, visitor_id, ts, "
+                               "properties, excluded) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+        db.commit()
+        return count / (time.perf_counter() - started)
+
+
+def batch(data: Path) -> tuple[Result, float]:
+    return ingest_batches(f"sqlite:///{data / 'batch.db'}"), raw_executemany(data)
 
 
 if __name__ == "__main__":
