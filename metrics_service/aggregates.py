@@ -28,7 +28,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    union,
 )
 
 from core.db import find_rows, insert_new, insert_rows, upsert_rows
@@ -311,15 +310,17 @@ class Aggregates:
             ["experiment", "variant", "cohort_hour", "mask", "visitors"],
             select(state.c.experiment, state.c.variant, cohort, state.c.mask, func.count())
             .group_by(state.c.experiment, state.c.variant, cohort, state.c.mask)))
-        selects = []
+        # One grouped insert per (kind, event type or "*"): the parts cannot overlap, and grouping
+        # sorts (an external merge sort on SQLite) where a UNION would probe a temporary index per row.
         for kind, size in PERIODS.items():
-            period = events.c.ts - events.c.ts % size
+            period = (events.c.ts - events.c.ts % size).label("period")
             for event_type in (events.c.event_type, literal(ANY_TYPE)):
-                selects.append(select(events.c.experiment, events.c.variant, events.c.visitor_id,
-                                      event_type.label("event_type"), literal(kind).label("kind"),
-                                      period.label("period")).where(counted))
-        conn.execute(self.visitor_periods.insert().from_select(
-            ["experiment", "variant", "visitor_id", "event_type", "kind", "period"], union(*selects)))
+                event_type = event_type.label("event_type")
+                conn.execute(self.visitor_periods.insert().from_select(
+                    ["experiment", "variant", "visitor_id", "event_type", "kind", "period"],
+                    select(events.c.experiment, events.c.variant, events.c.visitor_id, event_type,
+                           literal(kind).label("kind"), period).where(counted)
+                    .group_by(events.c.experiment, events.c.variant, events.c.visitor_id, event_type, period)))
         periods = self.visitor_periods
         conn.execute(self.agg_active.insert().from_select(
             ["experiment", "variant", "event_type", "kind", "period", "visitors"],
