@@ -26,19 +26,15 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _begin_sqlite(conn) -> None:
-    immediate = conn.get_execution_options().get("sqlite_immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
 @contextmanager
 def write_transaction(engine: Engine):
-    """A transaction that writes: on SQLite it takes the write lock at BEGIN (IMMEDIATE), so what it
-    reads cannot change before it writes; on PostgreSQL a plain transaction."""
-    with engine.connect() as conn:
-        conn.execution_options(sqlite_immediate=True)
-        with conn.begin():
-            yield conn
+    """A transaction that writes: on SQLite it takes the write lock at its start (BEGIN IMMEDIATE;
+    the driver would begin only before the first write), so what it reads cannot change before it
+    writes; on PostgreSQL a plain transaction."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 def make_engine(url: str) -> Engine:
@@ -48,13 +44,8 @@ def make_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None turns off the driver's own implicit BEGIN (issued only before the
-        # first write); SQLAlchemy's begin event issues it instead, so a transaction covers its
-        # reads too and writers can ask for BEGIN IMMEDIATE.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10,
-                                                  "isolation_level": None})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _set_sqlite_pragmas)
-        event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
