@@ -19,13 +19,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     update,
 )
 
-from core.db import insert_ignore, now_millis
+from core.db import WriteLock, find_rows, insert_ignore, insert_new, now_millis, write_transaction
 from core.flags import default_off_value
+from core.group_commit import GroupCommit
 from core.migrate import upgrade
 
 metadata = MetaData()
@@ -153,9 +155,18 @@ def _flag(row) -> dict[str, Any]:
     }
 
 
+ASSIGNMENT_COLUMNS = ("experiment", "visitor_id", "variant", "assigned_at")
+# Built once: the assignment path runs them on every request.
+EXPERIMENT_BY_KEY = select(experiments).where(experiments.c.key == bindparam("key"))
+VARIANT_OF = select(assignments.c.variant).where(assignments.c.experiment == bindparam("experiment"),
+                                                 assignments.c.visitor_id == bindparam("visitor_id"))
+
+
 class AbStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._write_lock = WriteLock(engine)
+        self._new_assignments: GroupCommit[str] = GroupCommit(self._save_assignments)
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
@@ -186,7 +197,7 @@ class AbStore:
     # experiments -------------------------------------------------------------
     def get_experiment(self, key: str) -> Experiment | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(experiments).where(experiments.c.key == key)).mappings().first()
+            row = conn.execute(EXPERIMENT_BY_KEY, {"key": key}).mappings().first()
         return _experiment(row) if row else None
 
     def list_experiments(self) -> list[Experiment]:
@@ -218,24 +229,22 @@ class AbStore:
     # assignments -------------------------------------------------------------
     def get_assignment(self, experiment: str, visitor_id: str) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(assignments.c.variant).where(
-                    assignments.c.experiment == experiment, assignments.c.visitor_id == visitor_id
-                )
-            ).scalar_one_or_none()
+            return conn.execute(VARIANT_OF, {"experiment": experiment, "visitor_id": visitor_id}).scalar_one_or_none()
 
     def save_assignment(self, experiment: str, visitor_id: str, variant: str) -> str:
-        """Insert-or-ignore, then read: concurrent first requests all get the one stored variant."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert_ignore(conn, assignments),
-                {"experiment": experiment, "visitor_id": visitor_id, "variant": variant, "assigned_at": now_millis()},
-            )
-            return conn.execute(
-                select(assignments.c.variant).where(
-                    assignments.c.experiment == experiment, assignments.c.visitor_id == visitor_id
-                )
-            ).scalar_one()
+        """Store the first assignment and return the stored variant: concurrent first requests all
+        get the one stored. New visitors arriving together share one transaction (group commit)."""
+        return self._new_assignments.submit([(experiment, visitor_id, variant, now_millis())])
+
+    def _save_assignments(self, groups: list[list[tuple]]) -> list[str]:
+        """Insert-if-new every caller's assignment, then read back what is stored for each."""
+        rows = [row for group in groups for row in group]
+        keys = list(dict.fromkeys((experiment, visitor_id) for experiment, visitor_id, *_ in rows))
+        with self._write_lock, write_transaction(self.engine) as conn:
+            insert_new(conn, "assignments", ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
+            stored = {(e, v): variant for e, v, variant in find_rows(
+                conn, "assignments", ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}
+        return [stored[group[0][:2]] for group in groups]
 
     # flags -------------------------------------------------------------------
     def list_flags(self) -> list[dict[str, Any]]:
