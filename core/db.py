@@ -103,17 +103,34 @@ def chunked(items: Sequence, size: int):
 CHUNK_ROWS = 500
 
 
+def _relation(conn, columns: int, chunk: Sequence[tuple]) -> tuple[str, tuple]:
+    """Rows as a relation v(column1, column2, ...). SQLite: a VALUES list. PostgreSQL: unnest() of
+    one array per column, one small statement whatever the number of rows (a VALUES list of 500
+    rows makes PostgreSQL parse and plan thousands of parameters every time)."""
+    if conn.dialect.name == "postgresql":
+        arrays = [list(values) for values in zip(*chunk, strict=True)]
+        casts = ["bigint[]" if any(isinstance(v, int) for v in values) else "text[]" for values in arrays]
+        names = ", ".join(f"column{i}" for i in range(1, columns + 1))
+        return f"SELECT * FROM unnest({', '.join(f'%s::{cast}' for cast in casts)}) AS v({names})", tuple(arrays)
+    return f"VALUES {placeholders(conn, columns, len(chunk))}", tuple(chain.from_iterable(chunk))
+
+
+def _insert(conn, table: str, columns: Sequence[str], chunk: Sequence[tuple]) -> tuple[str, tuple]:
+    rows, params = _relation(conn, len(columns), chunk)
+    return f"INSERT INTO {table} ({', '.join(columns)}) {rows}", params
+
+
 def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple],
               for_update: bool = False) -> list[tuple]:
-    """The stored rows (as `columns`) whose `key` columns equal one of `keys`: a join against a
-    VALUES list, which both SQLite and PostgreSQL answer from the primary key or unique index."""
+    """The stored rows (as `columns`) whose `key` columns equal one of `keys`: a join against the
+    keys as a relation, which both SQLite and PostgreSQL answer from the primary key or unique index."""
     found = []
     match = " AND ".join(f"t.{name} = v.column{i}" for i, name in enumerate(key, 1))
     for chunk in chunked(keys, CHUNK_ROWS):
+        rows, params = _relation(conn, len(key), chunk)
         found.extend(tuple(row) for row in conn.exec_driver_sql(
-            f"SELECT {', '.join('t.' + c for c in columns)} FROM (VALUES {placeholders(conn, len(key), len(chunk))})"
-            f" AS v JOIN {table} AS t ON {match}" + (" FOR UPDATE OF t" if for_update else ""),
-            tuple(chain.from_iterable(chunk))))
+            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}"
+            + (" FOR UPDATE OF t" if for_update else ""), params))
     return found
 
 
@@ -138,9 +155,9 @@ def insert_new(conn, table: str, columns: Sequence[str], rows: Sequence[tuple], 
     if conn.dialect.name == "postgresql":
         stored: set[tuple] = set()
         for chunk in chunked(list(unique.values()), CHUNK_ROWS):
+            statement, params = _insert(conn, table, columns, chunk)
             stored.update(tuple(r) for r in conn.exec_driver_sql(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders(conn, len(columns), len(chunk))} "
-                f"ON CONFLICT DO NOTHING RETURNING {', '.join(key)}", tuple(chain.from_iterable(chunk))))
+                f"{statement} ON CONFLICT DO NOTHING RETURNING {', '.join(key)}", params))
         return [row for k, row in unique.items() if k in stored]
     present = set(find_rows(conn, table, key, key, list(unique)))
     new = [row for k, row in unique.items() if k not in present]
@@ -151,18 +168,15 @@ def insert_new(conn, table: str, columns: Sequence[str], rows: Sequence[tuple], 
 def insert_rows(conn, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
     """A plain INSERT of many rows per statement."""
     for chunk in chunked(rows, CHUNK_ROWS):
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders(conn, len(columns), len(chunk))}",
-            tuple(chain.from_iterable(chunk)))
+        conn.exec_driver_sql(*_insert(conn, table, columns, chunk))
 
 
 def upsert_rows(conn, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple],
                 update: str) -> None:
     """INSERT .. ON CONFLICT (key) DO UPDATE SET update, many rows per statement (keys distinct)."""
     for chunk in chunked(rows, CHUNK_ROWS):
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders(conn, len(columns), len(chunk))} "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}", tuple(chain.from_iterable(chunk)))
+        statement, params = _insert(conn, table, columns, chunk)
+        conn.exec_driver_sql(f"{statement} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}", params)
 
 
 class WriteLock:
