@@ -79,8 +79,9 @@ class Result:
 
 
 def load(send: Callable[[requests.Session, int], requests.Response], concurrency: int = CONCURRENCY,
-         duration: float = DURATION, items_per_request: int = 1, warmup: float = 1.0) -> Result:
-    """`concurrency` keep-alive clients call send(session, n) in a loop for `duration` seconds."""
+         duration: float = DURATION, items_per_request: int = 1, warmup: float = 1.0, start: int = 0) -> Result:
+    """`concurrency` keep-alive clients call send(session, n) in a loop for `duration` seconds; every
+    n is distinct within a run (from `start` on)."""
     stop = threading.Event()
     measuring = threading.Event()
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
@@ -88,7 +89,7 @@ def load(send: Callable[[requests.Session, int], requests.Response], concurrency
 
     def client(index: int) -> None:
         session = requests.Session()
-        n = index * 10_000_000
+        n = start + index * 10_000_000
         while not stop.is_set():
             n += 1
             started = time.perf_counter()
@@ -116,3 +117,19 @@ def load(send: Callable[[requests.Session, int], requests.Response], concurrency
         raise RuntimeError(f"benchmark request failed: {errors[0]}")
     flat = [x for per in latencies for x in per]
     return Result(len(flat), seconds, flat, items_per_request)
+
+
+def compare(targets: dict[str, Callable[[requests.Session, int], requests.Response]], rounds: int = 3,
+            **options) -> dict[str, Result]:
+    """Load each target in turn, `rounds` times round-robin, DURATION seconds in all per target, and
+    sum each target's runs: the machine's noise (it is shared) falls on the measured service and on
+    its baseline alike, so their ratio holds."""
+    results: dict[str, Result] = {}
+    for round_ in range(rounds):
+        for name, send in targets.items():
+            run = load(send, duration=DURATION / rounds, start=round_ * 1_000_000_000, **options)
+            before = results.get(name)
+            results[name] = run if before is None else Result(
+                before.requests + run.requests, before.seconds + run.seconds, before.latencies + run.latencies,
+                run.items_per_request)
+    return results

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
-from bench.common import DURATION, Result, free_port, gunicorn, load, server
+from bench.common import DURATION, Result, compare, free_port, gunicorn, load, server
 
 
 def event(n: int) -> dict:
@@ -18,25 +20,27 @@ def event(n: int) -> dict:
             "event_id": str(uuid.UUID(int=n))}
 
 
-def ingest_single(database_url: str) -> Result:
-    port = free_port()
-    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": database_url}):
-        url = f"http://127.0.0.1:{port}/events"
-        return load(lambda s, n: s.post(url, json=event(n)))
+def post_event(port: int):
+    url = f"http://127.0.0.1:{port}/events"
+    return lambda s, n: s.post(url, json=event(n))
 
 
-def single(data: Path) -> dict[str, Result]:
-    results = {"metrics_service": ingest_single(f"sqlite:///{data / 'single.db'}")}
-    port = free_port()
-    with gunicorn("bench.ceiling:create_app()", port, {}):
-        url = f"http://127.0.0.1:{port}/events"
-        results["ceiling"] = load(lambda s, n: s.post(url, json=event(n)))
-    port = free_port()
-    with server([sys.executable, "-m", "bench.naive_server", str(port), str(data / "naive.db")], {},
-                f"http://127.0.0.1:{port}/health"):
-        url = f"http://127.0.0.1:{port}/events"
-        results["naive"] = load(lambda s, n: s.post(url, json=event(n)))
-    return results
+def single(data: Path, postgres_url: str | None = None) -> dict[str, Result]:
+    """metrics_service on SQLite (and on PostgreSQL when a URL is given), the HTTP ceiling and the
+    naive server, all running at once and loaded in turn."""
+    ports = {name: free_port() for name in ("metrics_service", "postgresql", "ceiling", "naive")}
+    with ExitStack() as stack:
+        stack.enter_context(gunicorn("metrics_service:create_app()", ports["metrics_service"],
+                                     {"DATABASE_URL": f"sqlite:///{data / 'single.db'}"}))
+        stack.enter_context(gunicorn("bench.ceiling:create_app()", ports["ceiling"], {}))
+        stack.enter_context(server([sys.executable, "-m", "bench.naive_server", str(ports["naive"]),
+                                    str(data / "naive.db")], {}, f"http://127.0.0.1:{ports['naive']}/health"))
+        if postgres_url:
+            stack.enter_context(gunicorn("metrics_service:create_app()", ports["postgresql"],
+                                         {"DATABASE_URL": postgres_url}))
+        else:
+            del ports["postgresql"]
+        return compare({name: post_event(port) for name, port in ports.items()})
 
 
 def raw_executemany(data: Path, count: int = 200_000) -> float:
@@ -104,5 +108,5 @@ def batch(data: Path) -> tuple[Result, float]:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
-        for name, r in single(Path(tmp)).items():
+        for name, r in single(Path(tmp), os.environ.get("BENCH_DATABASE_URL")).items():
             print(name, f"{r.rate:.0f}/s", f"p50 {r.p50_ms:.1f} ms", f"p99 {r.p99_ms:.1f} ms")
