@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from core.db import WriteLock, find_rows, insert_ignore, insert_new, now_millis, write_transaction
+from core.db import find_rows, insert_ignore, insert_new, now_millis, write_transaction
 from core.flags import default_off_value
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
@@ -165,7 +165,6 @@ VARIANT_OF = select(assignments.c.variant).where(assignments.c.experiment == bin
 class AbStore:
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._write_lock = WriteLock(engine)
         self._new_assignments: GroupCommit[str] = GroupCommit(self._save_assignments)
 
     def init_schema(self) -> None:
@@ -240,7 +239,7 @@ class AbStore:
         """Insert-if-new every caller's assignment, then read back what is stored for each."""
         rows = [row for group in groups for row in group]
         keys = list(dict.fromkeys((experiment, visitor_id) for experiment, visitor_id, *_ in rows))
-        with self._write_lock, write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             insert_new(conn, "assignments", ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
             stored = {(e, v): variant for e, v, variant in find_rows(
                 conn, "assignments", ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}

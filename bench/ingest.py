@@ -43,15 +43,20 @@ def single(data: Path, postgres_url: str | None = None) -> dict[str, Result]:
         return compare({name: post_event(port) for name, port in ports.items()})
 
 
+def raw_rows(count: int) -> list[tuple]:
+    """The rows the raw baselines insert: the benchmark's events, as the events table stores them."""
+    now = int(time.time() * 1000)
+    return [(str(uuid.UUID(int=n)), "landing", "AB"[n % 2], "page_view", f"v{n % 50_000}", now, None, None)
+            for n in range(count)]
+
+
 def raw_executemany(data: Path, count: int = 200_000) -> float:
     """Rows per second for plain sqlite3 executemany into the same raw table, one transaction."""
     db = sqlite3.connect(data / "raw.db")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT UNIQUE, experiment TEXT, variant TEXT, "
                "event_type TEXT, visitor_id TEXT, ts INTEGER, properties TEXT, excluded TEXT)")
-    now = int(time.time() * 1000)
-    rows = [(str(uuid.UUID(int=n)), "landing", "AB"[n % 2], "page_view", f"v{n % 50_000}", now, None, None)
-            for n in range(count)]
+    rows = raw_rows(count)
     started = time.perf_counter()
     with db:
         db.executemany("INSERT INTO events (event_id, experiment, variant, event_type, visitor_id, ts, properties, "
@@ -86,9 +91,7 @@ def raw_postgres(database_url: str, count: int = 100_000) -> float:
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url).set(drivername="postgresql")
-    now = int(time.time() * 1000)
-    rows = [(str(uuid.UUID(int=n)), "landing", "AB"[n % 2], "page_view", f"v{n % 50_000}", now, None, None)
-            for n in range(count)]
+    rows = raw_rows(count)
     with psycopg.connect(url.render_as_string(hide_password=False)) as db:
         db.execute("CREATE TABLE raw_events (id BIGSERIAL PRIMARY KEY, event_id VARCHAR(36) UNIQUE, "
                    "experiment VARCHAR(64), variant VARCHAR(64), event_type VARCHAR(32), visitor_id VARCHAR(128), "

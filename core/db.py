@@ -1,11 +1,13 @@
 """Engine creation from DATABASE_URL: SQLite in WAL mode by default, PostgreSQL for shared deployments."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -28,10 +30,14 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine):
-    """A transaction that writes: on SQLite it takes the write lock at its start (BEGIN IMMEDIATE;
-    the driver would begin only before the first write), so what it reads cannot change before it
-    writes; on PostgreSQL a plain transaction."""
-    with engine.begin() as conn:
+    """A transaction that writes. On a SQLite file it first takes the engine's WriteLock (writers
+    of every process take turns without SQLite's sleep-polling), then the database's write lock at
+    its start (BEGIN IMMEDIATE; the driver would begin only before the first write), so what it
+    reads cannot change before it writes. On PostgreSQL a plain transaction."""
+    lock = _write_locks.get(engine)
+    if lock is None:
+        lock = _write_locks.setdefault(engine, WriteLock(engine))
+    with lock, engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
@@ -143,15 +149,11 @@ def insert_new(conn, table: str, columns: Sequence[str], rows: Sequence[tuple], 
     begun IMMEDIATE (the write lock is held from the start, so nothing can slip in between). The
     sqlite3 module releases the GIL for every row a statement steps through; a RETURNING insert of
     500 rows would hand it over 500 times, each time waiting behind the request threads."""
-    if list(key) == list(columns):
-        unique = dict.fromkeys(rows)
-        unique = dict(zip(unique, unique, strict=True))
-    else:
-        positions = [columns.index(name) for name in key]
-        get_key = itemgetter(*positions) if len(positions) > 1 else (lambda row, i=positions[0]: (row[i],))
-        unique = {}
-        for row in rows:
-            unique.setdefault(get_key(row), row)
+    positions = [columns.index(name) for name in key]
+    get_key = itemgetter(*positions) if len(positions) > 1 else (lambda row, i=positions[0]: (row[i],))
+    unique: dict[tuple, tuple] = {}
+    for row in rows:
+        unique.setdefault(get_key(row), row)
     if conn.dialect.name == "postgresql":
         stored: set[tuple] = set()
         for chunk in chunked(list(unique.values()), CHUNK_ROWS):
@@ -180,17 +182,19 @@ def upsert_rows(conn, table: str, columns: Sequence[str], key: Sequence[str], ro
 
 
 class WriteLock:
-    """Serialises write transactions across processes sharing one SQLite file.
+    """Serialises write transactions across the threads and processes sharing one SQLite file.
 
     SQLite's own busy handler polls with sleeps of up to 100 ms, which shows as long tail latency
     when two gunicorn workers write at once; a blocking flock on a file beside the database wakes
-    the next writer as soon as the lock is free. On PostgreSQL (row locks) and in-memory SQLite it
-    does nothing. Within a process callers must already be serialised (see core.group_commit).
+    the next writer as soon as the lock is free (a thread lock in front of it, since a flock is
+    shared by the threads using one file handle). On PostgreSQL (row locks) and in-memory SQLite it
+    does nothing. write_transaction takes it; there is one per engine.
     """
 
     def __init__(self, engine: Engine):
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self.path = f"{database}.write.lock" if database and database != ":memory:" else None
+        self._threads = threading.Lock()
         self._handle = None
         self._pid = None
 
@@ -200,10 +204,15 @@ class WriteLock:
 
         if self.path is None:
             return self
-        if self._handle is None or self._pid != os.getpid():  # a forked worker opens its own
-            self._handle = open(self.path, "a")  # noqa: SIM115 - kept open for the process's life
-            self._pid = os.getpid()
-        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        self._threads.acquire()
+        try:
+            if self._handle is None or self._pid != os.getpid():  # a forked worker opens its own
+                self._handle = open(self.path, "a")  # noqa: SIM115 - kept open for the process's life
+                self._pid = os.getpid()
+            fcntl.flock(self._handle, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -211,3 +220,7 @@ class WriteLock:
 
         if self.path is not None:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._threads.release()
+
+
+_write_locks: WeakKeyDictionary[Engine, WriteLock] = WeakKeyDictionary()

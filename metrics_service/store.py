@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
 )
 
-from core.db import WriteLock, insert_new, write_transaction
+from core.db import insert_new, write_transaction
 from core.events import EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
@@ -98,7 +98,6 @@ class MetricsStore:
     def __init__(self, engine: Engine, memory: int = 100_000):
         """`memory`: how many recent visitors' stored rows this process remembers (see Known)."""
         self.engine = engine
-        self._write_lock = WriteLock(engine)
         self._known = Known(memory)
         self._group: GroupCommit[int] = GroupCommit(self._write)
 
@@ -115,7 +114,7 @@ class MetricsStore:
 
     def _write(self, batches: list[Sequence[EventRow]]) -> list[int]:
         """One transaction for several callers' rows; how many rows of each caller were new."""
-        with self._write_lock, write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             stored = insert_new(conn, "events", EventRow._fields, [row for batch in batches for row in batch],
                                 key=("event_id",))
             new_ids = {row.event_id for row in stored}

@@ -67,9 +67,11 @@ def test_sqlite_write_transaction_holds_the_write_lock_from_its_start(tmp_path):
     other.dispose()
 
 
-def test_write_lock_makes_writers_of_one_sqlite_file_take_turns(tmp_path):
+@pytest.mark.parametrize("shared", [False, True], ids=["two handles, as two processes", "one handle, two threads"])
+def test_write_lock_makes_writers_take_turns(tmp_path, shared):
     engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
-    first, second = WriteLock(engine), WriteLock(engine)  # separate handles, as in two processes
+    first = WriteLock(engine)
+    second = first if shared else WriteLock(engine)  # one handle: the flock alone would let both in
     order = []
 
     def later():
@@ -92,3 +94,4 @@ def test_write_lock_is_a_no_op_for_postgresql_and_memory():
         assert lock.path is None
         with lock, lock:  # re-entrant because it does nothing
             pass
+
