@@ -2,59 +2,29 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from harness.processes import gunicorn_command, running
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 32
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def server(command: list[str], env: dict[str, str], health: str):
-    """Run a server process until the block ends; wait until `health` answers 200."""
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {' '.join(command)}")
-            try:
-                if requests.get(health, timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(health)
-            time.sleep(0.1)
-        yield
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
-
-
 def gunicorn(app: str, port: int, env: dict[str, str]):
-    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
-               f"127.0.0.1:{port}", app]
-    return server(command, env, f"http://127.0.0.1:{port}/health")
+    """A Flask app under gunicorn with the shipped config until the block ends."""
+    return running(gunicorn_command(app, port), env, f"http://127.0.0.1:{port}/health")
+
+
+def server(command: list[str], env: dict[str, str], health: str):
+    return running(command, env, health)
 
 
 @dataclass

@@ -4,26 +4,14 @@ schema that is dropped at the end."""
 from __future__ import annotations
 
 import os
-import uuid
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from harness.postgres import fresh_schema as _fresh_schema
 
 BASE_URL = os.environ.get("BENCH_DATABASE_URL", "")
 
 
 @contextmanager
 def fresh_schema(base: str = BASE_URL):
-    """A URL whose connections use a new, empty schema of the PostgreSQL database at `base`."""
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with _fresh_schema(base, prefix="bench_") as url:
+        yield url

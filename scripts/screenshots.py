@@ -18,8 +18,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path  # noqa: E402
-from tests.services import ADMIN_TOKEN, start_stack  # noqa: E402
+from harness.browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from harness.processes import ADMIN_TOKEN, start_stack  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 

@@ -7,13 +7,11 @@ except in CI (CI=true), where a missing server is a failure.
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-ADMIN_TOKEN = "test-admin-token"
+from harness.postgres import Schemas
+from tests.helpers import ADMIN_TOKEN, LiveServer, make_landing
 
 
 def postgres_base_url() -> str | None:
@@ -28,26 +26,11 @@ def postgres_base_url() -> str | None:
 @pytest.fixture
 def pg_schema_url():
     """A factory of URLs that each point at a fresh schema of the test PostgreSQL database."""
-    base = postgres_base_url()
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    schemas = []
-
-    def make() -> str:
-        schema = f"t_{uuid.uuid4().hex[:16]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        schemas.append(schema)
-        return make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-
+    schemas = Schemas(postgres_base_url())
     try:
-        yield make
+        yield schemas.new_url
     finally:
-        with admin.connect() as conn:
-            for schema in schemas:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+        schemas.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -101,25 +84,6 @@ def admin_headers():
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-class LiveServer:
-    """A Flask app served by werkzeug on a free port in a daemon thread."""
-
-    def __init__(self, app):
-        import threading
-
-        from werkzeug.serving import make_server
-
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
-
-
 @pytest.fixture
 def ab_server(ab_app):
     server = LiveServer(ab_app)
@@ -145,21 +109,6 @@ def closed_port_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-def make_landing(tmp_path, ab_url, metrics_url, **extra):
-    from landing import create_app
-
-    config = {
-        "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'landing.db'}",
-        "AB_SERVICE_URL": ab_url,
-        "METRICS_SERVICE_URL": metrics_url,
-        "OUTBOX_AUTOSTART": False,
-        "CONFIG_TTL_SECONDS": 0,
-        **extra,
-    }
-    return create_app(config)
 
 
 @pytest.fixture

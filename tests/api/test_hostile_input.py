@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from metrics_service.store import events
-from tests.conftest import make_landing
+from tests.helpers import make_landing
 
 GOOD = {"visitor_id": "v1", "variant": "A", "event_type": "page_view"}
 SQL = "'; DROP TABLE events; --"

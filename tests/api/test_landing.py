@@ -4,7 +4,7 @@ import uuid
 import pytest
 
 from core.bucketing import assign_variant
-from tests.conftest import make_landing
+from tests.helpers import make_landing
 
 
 def variant_of(html: str) -> str:

@@ -3,8 +3,8 @@
 import pytest
 import requests
 
-from tests.browser.conftest import screenshot
-from tests.services import ADMIN_TOKEN, wait_for
+from harness.processes import ADMIN_TOKEN, wait_for
+from tests.helpers import screenshot
 
 pytestmark = pytest.mark.browser
 

@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from tests.dashboard.conftest import charts, open_view, post_events
+from tests.helpers import charts, open_view, post_events
 
 
 def test_explore_draws_the_time_series_with_filters(backends):

@@ -1,7 +1,6 @@
 import requests
 
-from tests.conftest import ADMIN_TOKEN
-from tests.dashboard.conftest import open_view
+from tests.helpers import ADMIN_TOKEN, open_view
 
 
 def test_admin_controls_need_a_valid_token(backends):

@@ -3,7 +3,7 @@ import io
 import pandas as pd
 import streamlit as st
 
-from tests.dashboard.conftest import charts, open_view, post_events
+from tests.helpers import charts, open_view, post_events
 
 
 def arm(variant, visitors, conversions, metric="form_submit"):

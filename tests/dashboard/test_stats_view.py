@@ -1,4 +1,4 @@
-from tests.dashboard.conftest import charts, open_view, post_events
+from tests.helpers import charts, open_view, post_events
 
 
 def seed(metrics):

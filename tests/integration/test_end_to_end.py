@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from core.bucketing import assign_variant
-from tests.services import ADMIN_TOKEN, start_stack, wait_for
+from harness.processes import ADMIN_TOKEN, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from tests.services import start_stack, wait_for
+from harness.processes import start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,206 @@
+"""Start the real services as processes on free ports, the way production runs them.
+
+The Flask services run under gunicorn with the shipped `gunicorn.conf.py` (two workers, threads),
+the dashboard under Streamlit. Used by the integration, fault, load and browser tests, by the
+benchmarks and by `make screenshots`.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_TOKEN = "integration-admin-token"
+INGEST_KEY = "integration-ingest-key"
+FLASK_APPS = {
+    "ab_service": "ab_service:create_app()",
+    "metrics_service": "metrics_service:create_app()",
+    "landing": "landing:create_app()",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn_command(app: str, port: int, *extra: str) -> list[str]:
+    """gunicorn with the shipped config file, as in production, bound to the loopback address."""
+    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{port}", *extra, app]
+
+
+def streamlit_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+            "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
+    """Poll until predicate() is truthy and return its value; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    health_path: str = "/health"
+    log_path: Path | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.wait_healthy(timeout)
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(self.url + self.health_path, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+            if self.healthy():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not healthy on {self.url} after {timeout}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM to the whole process group, as an orchestrator would, then SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL to the master and every worker at once: a crash, with no chance to clean up."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (children of the master), for faults aimed at one worker."""
+        if self.process is None:
+            return []
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+
+@dataclass
+class Stack:
+    ab: ServiceProcess
+    metrics: ServiceProcess
+    landing: ServiceProcess
+    dashboard: ServiceProcess | None = None
+
+    def all(self) -> list[ServiceProcess]:
+        return [s for s in (self.ab, self.metrics, self.landing, self.dashboard) if s is not None]
+
+    def stop(self) -> None:
+        for service in reversed(self.all()):
+            service.stop()
+
+
+def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
+    env.update(DATA_DIR=str(data_dir), ADMIN_TOKEN=ADMIN_TOKEN, INGEST_KEY=INGEST_KEY, PYTHONUNBUFFERED="1",
+               **extra)
+    return env
+
+
+def flask_service(name: str, data_dir: Path, env: dict[str, str], port: int | None = None) -> ServiceProcess:
+    """One Flask service under gunicorn with the shipped config (two workers)."""
+    port = port or free_port()
+    return ServiceProcess(
+        name=name,
+        command=gunicorn_command(FLASK_APPS[name], port),
+        env={**env, "PORT": str(port)},
+        port=port,
+        log_path=data_dir / f"{name}.log",
+    )
+
+
+def dashboard_service(data_dir: Path, env: dict[str, str], port: int | None = None) -> ServiceProcess:
+    port = port or free_port()
+    return ServiceProcess(name="dashboard", command=streamlit_command(port), env=env, port=port,
+                          health_path="/_stcore/health", log_path=data_dir / "dashboard.log")
+
+
+def start_stack(data_dir: Path, with_dashboard: bool = True, **extra_env: str) -> Stack:
+    """All four services on SQLite files under data_dir, each on its own free port."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ab_port, metrics_port = free_port(), free_port()
+    env = base_env(
+        data_dir,
+        AB_SERVICE_URL=f"http://127.0.0.1:{ab_port}",
+        METRICS_SERVICE_URL=f"http://127.0.0.1:{metrics_port}",
+        **extra_env,
+    )
+    stack = Stack(
+        ab=flask_service("ab_service", data_dir, env, ab_port),
+        metrics=flask_service("metrics_service", data_dir, env, metrics_port),
+        landing=flask_service("landing", data_dir, env),
+    )
+    if with_dashboard:
+        stack.dashboard = dashboard_service(data_dir, env)
+    try:
+        for service in stack.all():
+            service.start()
+    except Exception:
+        stack.stop()
+        raise
+    return stack
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], health_url: str, timeout: float = 60.0) -> Iterator[None]:
+    """Run a server process (quietly) until the block ends; wait until health_url answers 200."""
+    port = int(health_url.split(":")[2].split("/")[0])
+    service = ServiceProcess(name=command[-1], command=command, env={**os.environ, **env}, port=port,
+                             health_path="/" + health_url.split("/", 3)[3])
+    service.start(timeout)
+    try:
+        yield
+    finally:
+        service.stop()

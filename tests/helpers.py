@@ -1,0 +1,71 @@
+"""Helpers the tests reach by import (never from a conftest): in-process servers, the landing app, views."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import requests
+from streamlit.testing.v1 import AppTest
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_TOKEN = "test-admin-token"
+DASHBOARD_APP = str(ROOT / "dashboard" / "app.py")
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+
+
+class LiveServer:
+    """A Flask app served by werkzeug on a free port in a daemon thread."""
+
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def make_landing(tmp_path, ab_url, metrics_url, **extra):
+    from landing import create_app
+
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'landing.db'}",
+        "AB_SERVICE_URL": ab_url,
+        "METRICS_SERVICE_URL": metrics_url,
+        "OUTBOX_AUTOSTART": False,
+        "CONFIG_TTL_SECONDS": 0,
+        **extra,
+    }
+    return create_app(config)
+
+
+def open_view(view: str, token: str | None = None) -> AppTest:
+    at = AppTest.from_file(DASHBOARD_APP, default_timeout=30)
+    at.run()
+    if token is not None:
+        at.sidebar.text_input(key="admin_password").input(token)
+        at.sidebar.button(key="sign_in").click().run()
+    at.sidebar.radio(key="view").set_value(view).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def post_events(metrics: LiveServer, events: list[dict]) -> None:
+    for start in range(0, len(events), 1000):
+        requests.post(f"{metrics.url}/events", json=events[start:start + 1000], timeout=10).raise_for_status()
+
+
+def charts(at: AppTest) -> list:
+    return list(at.get("vega_lite_chart"))
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
