@@ -1,9 +1,11 @@
 """Helpers the tests reach by import (never from a conftest): in-process servers, the landing app, views."""
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
+import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 from werkzeug.serving import make_server
@@ -69,3 +71,14 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def require_nginx() -> None:
+    """The proxy tests need Debian's nginx: they skip without it locally; in CI (CI=true) that is a failure."""
+    from harness.proxy import nginx_path
+
+    if nginx_path() is None:
+        message = "nginx not found (apt-get install nginx, or set NGINX_PATH)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
