@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md gunicorn.conf.py ./
 COPY core/ core/
 COPY ab_service/ ab_service/
 COPY metrics_service/ metrics_service/
@@ -25,4 +25,4 @@ USER app
 VOLUME ["/data"]
 EXPOSE 8080
 
-CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "8", "--graceful-timeout", "20", "landing:create_app()"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8080", "landing:create_app()"]

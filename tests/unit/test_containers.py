@@ -1,16 +1,20 @@
 """No Docker engine runs here: these tests read the compose file and Dockerfile and check what they promise."""
 import importlib
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from harness.proxy import TEMPLATE, template_variables
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 SERVICES = {"ab_service": 5002, "metrics_service": 5001, "landing": 8080, "dashboard": 8081}
 FLASK = ["ab_service", "metrics_service", "landing"]
+GUNICORN_FLAGS = ("--workers", "-w", "--threads", "--worker-class", "-k", "--graceful-timeout", "--timeout")
 
 
 def service(name):
@@ -23,8 +27,38 @@ def command(name):
 
 
 @pytest.mark.parametrize("name,port", SERVICES.items())
-def test_each_service_publishes_its_port(name, port):
-    assert f"{port}:{port}" in service(name)["ports"]
+def test_services_are_reachable_only_on_the_compose_network(name, port):
+    assert "ports" not in service(name)
+    assert service(name)["expose"] == [str(port)]
+
+
+def test_only_the_proxy_publishes_ports_for_landing_and_dashboard():
+    published = {name: spec["ports"] for name, spec in COMPOSE["services"].items() if "ports" in spec}
+    assert published == {"proxy": ["8080:8080", "8081:8081"]}
+    proxy = service("proxy")
+    assert re.fullmatch(r"nginx:\d+\.\d+-alpine", proxy["image"])
+    assert proxy["environment"]["LANDING_UPSTREAM"] == "landing:8080"
+    assert proxy["environment"]["DASHBOARD_UPSTREAM"] == "dashboard:8081"
+    assert proxy["environment"]["LANDING_LISTEN"] == "8080"
+    assert proxy["environment"]["DASHBOARD_LISTEN"] == "8081"
+    assert proxy["depends_on"] == {"landing": {"condition": "service_healthy"},
+                                   "dashboard": {"condition": "service_healthy"}}
+    assert "http://127.0.0.1:8080/health" in proxy["healthcheck"]["test"]
+
+
+def test_the_proxy_runs_the_config_file_the_tests_start():
+    """The nginx image renders /etc/nginx/templates/*.template into conf.d with its environment; the
+    mounted file is the one harness/proxy.py renders for the proxy tests, and compose sets each of its
+    names. It replaces the image's default.conf, so no other server answers on the proxy's ports."""
+    [mount] = service("proxy")["volumes"]
+    source, target, mode = mount.split(":")
+    assert (ROOT / source).resolve() == TEMPLATE
+    assert target == "/etc/nginx/templates/default.conf.template" and mode == "ro"
+    assert template_variables(TEMPLATE.read_text()) == set(service("proxy")["environment"])
+
+
+def test_landing_trusts_exactly_the_proxy_for_client_addresses():
+    assert service("landing")["environment"]["TRUSTED_PROXY_HOPS"] == "1"
 
 
 @pytest.mark.parametrize("name,port", SERVICES.items())
@@ -53,6 +87,15 @@ def test_flask_services_run_under_gunicorn_with_their_factory(name):
     assert callable(module.create_app)
 
 
+@pytest.mark.parametrize("cmd", [command(name) for name in FLASK] + [json.loads(re.search(
+    r"^CMD\s+(.+)$", DOCKERFILE, re.MULTILINE).group(1))], ids=[*FLASK, "Dockerfile"])
+def test_gunicorn_settings_come_from_the_shipped_config_file(cmd):
+    assert cmd[cmd.index("-c") + 1] == "gunicorn.conf.py"
+    assert not set(cmd) & set(GUNICORN_FLAGS)
+    assert re.search(r"^COPY\s.*\bgunicorn\.conf\.py\b.*\./$", DOCKERFILE, re.MULTILINE)
+    assert DOCKERFILE.count("WORKDIR /app") == 1
+
+
 def test_dashboard_runs_streamlit_on_8081():
     cmd = command("dashboard")
     assert cmd[:3] == ["streamlit", "run", "dashboard/app.py"]
@@ -73,9 +116,16 @@ def test_admin_token_has_no_default():
     assert service("ab_service")["environment"]["ADMIN_TOKEN"] == "${ADMIN_TOKEN:?set ADMIN_TOKEN}"
 
 
+@pytest.mark.parametrize("name", ["metrics_service", "landing"])
+def test_ingest_key_has_no_default(name):
+    assert service(name)["environment"]["INGEST_KEY"] == "${INGEST_KEY:?set INGEST_KEY}"
+
+
 def test_environment_names_are_the_ones_the_code_reads():
     settings = (ROOT / "core" / "settings.py").read_text()
-    for spec in COMPOSE["services"].values():
+    for name, spec in COMPOSE["services"].items():
+        if name == "proxy":  # the proxy's names are its config template's (see above)
+            continue
         for variable in spec.get("environment", {}):
             if variable.startswith("POSTGRES_"):
                 continue
