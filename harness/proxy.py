@@ -119,5 +119,9 @@ def start_proxy(prefix: Path, landing_port: int, dashboard_port: int, timeout: f
         port=listen_landing,
         log_path=prefix / "nginx.out",
     )
-    process.start(timeout)
+    try:
+        process.start(timeout)
+    except Exception:
+        process.stop()  # nginx itself may be up while the landing service behind it is not
+        raise
     return Proxy(process=process, dashboard_port=listen_dashboard)
