@@ -43,6 +43,34 @@ def write_transaction(engine: Engine):
         yield conn
 
 
+@contextmanager
+def exclusive(engine: Engine, name: str):
+    """One holder of the lock `name` at a time, across threads and processes (and, on PostgreSQL,
+    machines): a PostgreSQL advisory lock, or a flock on `<database file>.<name>.lock`. Released
+    when the block ends or its process dies, however it dies. Nothing to lock for in-memory SQLite."""
+    import fcntl
+
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+                conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.{name}.lock", "a") as handle:  # a handle of its own: threads exclude each other too
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for the URL; creates the SQLite file's folder when needed."""
     parsed = make_url(url)

@@ -1,13 +1,13 @@
 """Versioned schema changes with Alembic: each service upgrades its own tables to head at start-up."""
 from __future__ import annotations
 
-import fcntl
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+
+from core.db import exclusive
 
 
 def _config(script_location: Path, version_table: str) -> Config:
@@ -17,34 +17,10 @@ def _config(script_location: Path, version_table: str) -> Config:
     return config
 
 
-@contextmanager
-def _exclusive(engine: Engine, name: str):
-    """One migrator at a time: a PostgreSQL advisory lock, or a file lock beside the SQLite file."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": name})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": name})
-                conn.commit()
-        return
-    database = engine.url.database
-    if not database or database == ":memory:":
-        yield
-        return
-    with open(f"{database}.migrate.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def upgrade(engine: Engine, script_location: Path, version_table: str, revision: str = "head") -> None:
     """Bring the database to `revision`; an existing database upgrades in place."""
     config = _config(script_location, version_table)
-    with _exclusive(engine, version_table), engine.begin() as conn:
+    with exclusive(engine, "migrate"), engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
