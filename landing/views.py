@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -49,9 +50,11 @@ def _limit(visitor_id: str) -> None:
 
 def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_id: str | None = None,
            properties: dict[str, Any] | None = None, forced: bool = False) -> str:
-    """Validate one event with the shared schema and commit it to the outbox; returns its event_id."""
+    """Validate one event with the shared schema and commit it to the outbox; returns its event_id.
+    The event carries the time of the visit, so it keeps it however late it is delivered."""
     event = {
         "event_id": event_id or str(uuid.uuid4()),
+        "timestamp": datetime.now(UTC).isoformat(),
         "visitor_id": visitor_id,
         "experiment": EXPERIMENT,
         "variant": assignment["variant"],

@@ -1,0 +1,4 @@
+from core.migrate import run_env
+from landing.outbox import metadata
+
+run_env(metadata)
