@@ -7,6 +7,7 @@ benchmarks and by `make screenshots`.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -73,10 +74,14 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
+        try:
+            self.process = subprocess.Popen(
+                self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()  # the process has its own copy
         self.wait_healthy(timeout)
         return self
 
@@ -115,6 +120,14 @@ class ServiceProcess:
         except ProcessLookupError:
             pass
         self.process.wait(10)
+
+    def kill_worker(self, rng: random.Random | None = None, timeout: float = 30.0) -> int:
+        """SIGKILL one gunicorn worker (chosen by rng) and wait until the master has replaced it."""
+        workers = wait_for(self.worker_pids, timeout)
+        count, victim = len(workers), (rng or random).choice(workers)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in (pids := self.worker_pids()) and len(pids) == count, timeout, interval=0.05)
+        return victim
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master), for faults aimed at one worker."""
