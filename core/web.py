@@ -9,9 +9,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_cors import CORS
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from core.events import EventValidationError
 from core.settings import Settings
+from core.validation import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,12 @@ def register_error_handlers(app: Flask) -> None:
         response.headers.update(exc.headers)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="landing-lab"'
+        return response
+
+    @app.errorhandler(EventValidationError)
+    def _invalid_events(exc: EventValidationError):
+        response = jsonify(error_body("invalid_events", f"{len(exc.errors)} problem(s) in the events", exc.errors))
+        response.status_code = 400
         return response
 
     @app.errorhandler(HTTPException)
@@ -89,6 +98,16 @@ def create_base_app(
         # An explicit allowlist; never "*". Browsers elsewhere get no CORS headers at all.
         CORS(app, origins=list(app.config["CORS_ORIGINS"]), allow_headers=["Content-Type", "Authorization"])
     return app
+
+
+def parse_model(model: type[BaseModel], data: Any, what: str = "body"):
+    """Validate data into a pydantic model; a 400 ApiError listing every problem otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = field_errors(exc)
+        fields = ", ".join(sorted({str(p["field"]) for p in problems if p["field"]})) or what
+        raise ApiError(400, f"invalid {what}: {fields}", problems) from exc
 
 
 def reject_nul_characters() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from core.events import EventValidationError, parse_events
+from core.events import parse_events
 from core.flags import COLOR_PATTERN
 from core.ratelimit import RateLimited
 from core.web import ApiError, json_body
@@ -62,10 +62,7 @@ def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_i
     }
     if properties:
         event["properties"] = properties
-    try:
-        [parsed] = parse_events(event)
-    except EventValidationError as exc:
-        raise ApiError(400, "invalid event", exc.errors, code="invalid_event") from exc
+    [parsed] = parse_events(event)
     wire = parsed.model_dump(mode="json", exclude_none=True)
     current_app.extensions["outbox"].enqueue([wire])
     return wire["event_id"]
