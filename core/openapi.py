@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint
 from pydantic import BaseModel
 
+from core.keys import key_schema
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "message"],
@@ -76,8 +78,7 @@ def query(name: str, schema: dict[str, Any], required: bool = False, description
 
 
 def path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True,
-            "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$", "minLength": 1, "maxLength": 64}}
+    return {"name": name, "in": "path", "required": True, "schema": key_schema()}
 
 
 def health_path() -> dict[str, Any]:

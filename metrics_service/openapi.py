@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.events import Event
+from core.events import EVENT_TYPES, METRICS, Event
 from core.openapi import build_spec, health_path, model_schemas, operation, path_param, query, ref
 
 TIME = {"type": "string", "format": "date-time"}
-EVENT_TYPE = {"type": "string", "enum": ["page_view", "cta_click", "form_submit"]}
+EVENT_TYPE = {"type": "string", "enum": list(EVENT_TYPES)}
 FILTERS = [
     query("experiment", {"type": "string", "maxLength": 64}),
     query("variant", {"type": "string", "maxLength": 64}),
@@ -16,7 +16,7 @@ FILTERS = [
     query("until", TIME, description="ISO 8601, exclusive"),
 ]
 INTERVAL = query("interval", {"type": "string", "enum": ["hour", "day"]})
-METRIC = query("metric", {"type": "string", "enum": ["cta_click", "form_submit"]})
+METRIC = query("metric", {"type": "string", "enum": list(METRICS)})
 COUNTS = {"type": "object", "required": ["events", "visitors"],
           "properties": {"events": {"type": "integer"}, "visitors": {"type": "integer"}}}
 RATE = {"type": ["number", "null"]}

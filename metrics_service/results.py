@@ -5,7 +5,9 @@ import math
 
 from flask import Blueprint, current_app, request
 
-from core.events import EVENT_TYPES, KEY_PATTERN
+from core.events import DEFAULT_METRIC, METRICS
+from core.experiments import WEIGHT_TOLERANCE
+from core.keys import KEY_PATTERN
 from core.web import ApiError
 from metrics_service.series import INTERVALS_MS, cumulative_conversion
 from metrics_service.statistics import Arm, analyse
@@ -14,8 +16,6 @@ from metrics_service.store import EventFilter
 
 bp = Blueprint("results", __name__)
 
-METRICS = tuple(t for t in EVENT_TYPES if t != "page_view")
-DEFAULT_METRIC = "form_submit"
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -38,7 +38,7 @@ def parse_weights(text: str) -> dict[str, float]:
         weights[name] = weight
     if len(weights) < 2:
         raise ValueError("at least two variants are needed")
-    if abs(sum(weights.values()) - 1.0) > 1e-6:
+    if abs(sum(weights.values()) - 1.0) > WEIGHT_TOLERANCE:
         raise ValueError(f"weights sum to {sum(weights.values()):g}, not 1")
     return weights
 

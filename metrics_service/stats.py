@@ -6,14 +6,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from core.events import EVENT_TYPES, to_millis
+from core.events import EVENT_TYPES, METRICS, to_millis
 from core.web import ApiError
 from metrics_service.series import INTERVALS_MS, event_series, funnel_steps
 from metrics_service.store import EventFilter
 
 bp = Blueprint("stats", __name__)
-
-CONVERSION_METRICS = ("cta_click", "form_submit")
 
 
 def parse_time(name: str, value: str | None) -> int | None:
@@ -82,7 +80,7 @@ def summarize(
             "visitors": viewers,
             **{
                 metric: {"visitors": row[metric], "rate": rate(row[metric], viewers)}
-                for metric in CONVERSION_METRICS
+                for metric in METRICS
             },
         }
     return {
@@ -104,7 +102,7 @@ def stats():
         store.unique_visitors(flt)[None],
         store.unique_visitors(flt, "variant"),
         store.unique_visitors(flt, "event_type"),
-        store.exposure_conversions(flt, CONVERSION_METRICS),
+        store.exposure_conversions(flt, METRICS),
     )
     body["filters"] = {k: request.args.get(k) for k in ("experiment", "variant", "event_type", "since", "until")}
     return body

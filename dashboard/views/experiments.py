@@ -6,15 +6,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.experiments import MAX_VARIANTS, MIN_VARIANTS, WEIGHT_TOLERANCE
 from dashboard.api import Api, BackendError
-
-TOLERANCE = 1e-6
 
 
 def weights_problem(weights: list[float]) -> str | None:
     """The live check shown under the weight inputs."""
     total = sum(weights)
-    if abs(total - 1.0) > TOLERANCE:
+    if abs(total - 1.0) > WEIGHT_TOLERANCE:
         return f"Weights sum to {total:.3f}; they must sum to 1."
     return None
 
@@ -40,7 +39,8 @@ def _create(api: Api) -> None:
     with st.expander("New experiment"):
         key = st.text_input("Key", key="new_key", placeholder="hero_test")
         description = st.text_input("Description", key="new_description")
-        count = int(st.number_input("Number of variants", min_value=2, max_value=10, value=2, key="new_count"))
+        count = int(st.number_input("Number of variants", min_value=MIN_VARIANTS, max_value=MAX_VARIANTS,
+                                    value=MIN_VARIANTS, key="new_count"))
         defaults = [{"name": chr(ord("A") + i), "weight": round(1 / count, 6)} for i in range(count)]
         defaults[-1]["weight"] = round(1 - sum(d["weight"] for d in defaults[:-1]), 6)
         variants = _variant_inputs("new", defaults, names_fixed=False)

@@ -5,14 +5,16 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
+from core.events import EVENT_TYPES
+from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api, BackendError
-from dashboard.charts import EVENT_TYPES, explore_chart, timeseries_frame
+from dashboard.charts import explore_chart, timeseries_frame
 
 
 def render(api: Api) -> None:
     st.header("Explore")
     top = st.columns(3)
-    experiment = top[0].text_input("Experiment", value="landing", key="explore_experiment")
+    experiment = top[0].text_input("Experiment", value=DEFAULT_EXPERIMENT, key="explore_experiment")
     event_type = top[1].selectbox("Event type", ["All", *EVENT_TYPES], key="explore_event_type")
     interval = top[2].radio("Interval", ["hour", "day"], horizontal=True, key="explore_interval")
     today = datetime.now(UTC).date()

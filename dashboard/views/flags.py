@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.flags import MAX_STRING
 from dashboard.api import Api, BackendError
 
 
@@ -19,7 +20,7 @@ def _widget(flag: dict[str, Any]) -> Any:
         return st.number_input(label, value=float(value), key=f"number_{key}", help=help_text)
     if kind == "color":
         return st.color_picker(label, value=value, key=f"color_{key}", help=help_text)
-    return st.text_input(label, value=str(value), key=f"text_{key}", max_chars=200, help=help_text)
+    return st.text_input(label, value=str(value), key=f"text_{key}", max_chars=MAX_STRING, help=help_text)
 
 
 def _same(kind: str, old: Any, new: Any) -> bool:

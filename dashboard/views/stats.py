@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.events import EVENT_TYPES
+from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api, BackendError
-from dashboard.charts import EVENT_TYPES, conversion_chart, conversion_frame, events_chart, matrix_frame
+from dashboard.charts import conversion_chart, conversion_frame, events_chart, matrix_frame
 
 
 def render(api: Api) -> None:
     st.header("Stats")
     left, middle, right = st.columns(3)
-    experiment = left.text_input("Experiment", value="landing", key="stats_experiment")
+    experiment = left.text_input("Experiment", value=DEFAULT_EXPERIMENT, key="stats_experiment")
     try:
         everything = api.stats(experiment=experiment)
     except BackendError as exc:

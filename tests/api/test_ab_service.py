@@ -1,7 +1,7 @@
 import threading
 
-from ab_service.store import DEFAULT_FLAGS
 from core.bucketing import assign_variant
+from core.flags import DEFAULT_FLAGS
 
 
 def test_health(ab_client):
@@ -75,7 +75,7 @@ def test_assign_rejects_bad_input(ab_client):
 
 def test_config_defaults(ab_client):
     config = ab_client.get("/config").get_json()
-    assert set(DEFAULT_FLAGS) <= set(config)
+    assert {flag["key"] for flag in DEFAULT_FLAGS} <= set(config)
     assert config["cta_text"] == "Get started"
     assert config["show_promo_section"] is True
 

@@ -99,17 +99,3 @@ def test_assign_variant_respects_coverage_and_weights():
     covered = [g for g in got if g]
     assert 0.15 < covered.count("A") / len(covered) < 0.25
 
-
-def test_decide_follows_status_and_stickiness():
-    from core.bucketing import decide
-
-    args = (["A", "B"], [0.5, 0.5], 1.0, "exp")
-    fresh = decide("v1", *args)
-    assert fresh == (assign_variant("v1", ["A", "B"], seed="exp"), True, True)
-    assert decide("v1", *args, stored="B") == ("B", True, False)
-    assert decide("v1", *args, status="stopped", stored="B") == ("A", False, False)
-    assert decide("v1", *args, status="draft") == ("A", False, False)
-    outside = next(
-        f"v{i}" for i in range(1000) if assign_variant(f"v{i}", ["A", "B"], coverage=0.1, seed="exp") is None
-    )
-    assert decide(outside, ["A", "B"], [0.5, 0.5], 0.1, "exp") == ("A", False, False)
