@@ -21,12 +21,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     store.init_schema()
     app.extensions["metrics_store"] = store
 
-    from metrics_service import ingest, results, stats
+    from metrics_service import ingest, reports, results
     from metrics_service import openapi as metrics_service_openapi
 
     app.register_blueprint(openapi_blueprint(metrics_service_openapi.spec))
     app.register_blueprint(health_blueprint(lambda: ping(engine)))
     app.register_blueprint(ingest.bp)
-    app.register_blueprint(stats.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(results.bp)
     return app

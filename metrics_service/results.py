@@ -9,9 +9,9 @@ from core.events import DEFAULT_METRIC, METRICS
 from core.experiments import WEIGHT_TOLERANCE
 from core.keys import KEY_PATTERN
 from core.web import ApiError
+from metrics_service.reports import parse_interval, parse_time
 from metrics_service.series import INTERVALS_MS, cumulative_conversion
 from metrics_service.statistics import Arm, analyse
-from metrics_service.stats import parse_interval, parse_time
 from metrics_service.store import EventFilter
 
 bp = Blueprint("results", __name__)

@@ -1,4 +1,5 @@
-"""GET /stats: totals by variant and event type, their matrix, and conversion per variant."""
+"""GET /stats, /stats/timeseries and /stats/funnel: the event reports (totals by variant and event type,
+their matrix and conversion per variant; events over time; the funnel)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from core.web import ApiError
 from metrics_service.series import INTERVALS_MS, event_series, funnel_steps
 from metrics_service.store import EventFilter
 
-bp = Blueprint("stats", __name__)
+bp = Blueprint("reports", __name__)
 
 
 def parse_time(name: str, value: str | None) -> int | None:
