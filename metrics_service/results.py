@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 from flask import Blueprint, current_app, request
 
@@ -11,7 +12,7 @@ from core.keys import KEY_PATTERN
 from core.web import ApiError
 from metrics_service.reports import parse_interval, parse_time
 from metrics_service.series import INTERVALS_MS, cumulative_conversion
-from metrics_service.statistics import Arm, analyse
+from metrics_service.statistics import ALPHA, MIN_CONVERSIONS, MIN_VISITORS, Arm, Verdict, VerdictCode, analyse
 from metrics_service.store import EventFilter
 
 bp = Blueprint("results", __name__)
@@ -79,9 +80,38 @@ def results(key: str):
         body.update(srm={"p_value": None, "mismatch": False, "expected_weights": {}}, variants=[],
                     verdict=f"No data yet for experiment {key!r}.")
         return body
-    arms = [counts.get(name, Arm(name, 0, 0)) for name in names]
-    body.update(analyse(arms, control, weights, metric))
+    readout = analyse([counts.get(name, Arm(name, 0, 0)) for name in names], control, weights, ALPHA)
+    body.update(srm=asdict(readout.srm), variants=[asdict(v) for v in readout.variants],
+                verdict=verdict_sentence(readout.verdict, metric, control, ALPHA))
     return body
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:+.1f}%"
+
+
+def verdict_sentence(verdict: Verdict, metric: str, control: str, alpha: float) -> str:
+    """The verdict in one plain sentence, for the analyst."""
+    if verdict.code == VerdictCode.SAMPLE_RATIO_MISMATCH:
+        return ("Sample ratio mismatch: visitors are not split as configured, so these results cannot be "
+                "trusted until the cause is fixed.")
+    if verdict.code == VerdictCode.NOT_ENOUGH_DATA:
+        smallest = verdict.variant
+        have = (f" (smallest: {smallest.variant} with {smallest.visitors} visitors, {smallest.conversions} "
+                f"conversions)") if smallest else ""
+        return (f"Not enough data yet: every variant needs at least {MIN_VISITORS} visitors and "
+                f"{MIN_CONVERSIONS} {metric} conversions before a winner can be called{have}.")
+    if verdict.code == VerdictCode.NO_DIFFERENCE:
+        return (f"No significant difference from {control} on {metric} yet "
+                f"(always-valid p ≥ {alpha}); keep the experiment running or accept no effect.")
+    best = verdict.variant
+    direction = "beats" if (best.uplift or 0) > 0 else "is worse than"
+    interval = ""
+    if best.uplift_ci_low is not None:
+        interval = f" ({(1 - alpha) * 100:g}% CI {_pct(best.uplift_ci_low)} to {_pct(best.uplift_ci_high)})"
+    uplift = _pct(best.uplift) if best.uplift is not None else "n/a"
+    return (f"{best.variant} {direction} {control} on {metric}: {uplift}{interval}, "
+            f"always-valid p = {best.p_value_sequential:.3g}.")
 
 
 @bp.get("/experiments/<key>/timeseries")
