@@ -7,6 +7,7 @@ from flask import Blueprint, current_app
 
 from core.events import parse_events, to_row
 from core.web import json_body
+from metrics_service.schemas import Accepted
 
 bp = Blueprint("ingest", __name__)
 
@@ -17,4 +18,4 @@ def post_events():
     received_at = datetime.now(UTC)
     rows = [to_row(event, received_at) for event in parsed]
     stored = current_app.extensions["metrics_store"].insert_events(rows)
-    return {"accepted": stored, "duplicates": len(rows) - stored}, 202
+    return Accepted(accepted=stored, duplicates=len(rows) - stored).model_dump(), 202

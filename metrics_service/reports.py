@@ -2,55 +2,22 @@
 their matrix and conversion per variant; events over time; the funnel)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from core.events import EVENT_TYPES, METRICS, to_millis
-from core.web import ApiError
+from core.events import EVENT_TYPES, METRICS
+from core.web import parse_model
+from metrics_service.schemas import EventSeries, Funnel, Stats, StatsQuery, TimeseriesQuery
 from metrics_service.series import INTERVALS_MS, event_series, funnel_steps
 from metrics_service.store import EventFilter
 
 bp = Blueprint("reports", __name__)
 
 
-def parse_time(name: str, value: str | None) -> int | None:
-    """ISO 8601 (a date, or a date-time; naive means UTC) -> epoch milliseconds."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be an ISO 8601 date or date-time",
-                       [{"field": name, "message": "not an ISO 8601 date-time"}]) from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return to_millis(when)
-
-
-def parse_interval() -> str:
-    interval = request.args.get("interval", "hour")
-    if interval not in INTERVALS_MS:
-        raise ApiError(400, "interval must be hour or day", [{"field": "interval", "message": "unknown interval"}])
-    return interval
-
-
-def filter_from_args(args) -> EventFilter:
-    event_type = args.get("event_type") or None
-    if event_type and event_type not in EVENT_TYPES:
-        raise ApiError(400, f"event_type must be one of {', '.join(EVENT_TYPES)}",
-                       [{"field": "event_type", "message": "unknown event type"}])
-    flt = EventFilter(
-        experiment=args.get("experiment") or None,
-        variant=args.get("variant") or None,
-        event_type=event_type,
-        since_ms=parse_time("since", args.get("since")),
-        until_ms=parse_time("until", args.get("until")),
-    )
-    if flt.since_ms is not None and flt.until_ms is not None and flt.since_ms > flt.until_ms:
-        raise ApiError(400, "since must not be after until", [{"field": "since", "message": "after until"}])
-    return flt
+def event_filter(query: StatsQuery) -> EventFilter:
+    return EventFilter(experiment=query.experiment, variant=query.variant, event_type=query.event_type,
+                       since_ms=query.since_ms, until_ms=query.until_ms)
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -96,7 +63,8 @@ def summarize(
 
 @bp.get("/stats")
 def stats():
-    flt = filter_from_args(request.args)
+    query = parse_model(StatsQuery, request.args.to_dict(), "query")
+    flt = event_filter(query)
     store = current_app.extensions["metrics_store"]
     body = summarize(
         store.matrix(flt),
@@ -105,20 +73,20 @@ def stats():
         store.unique_visitors(flt, "event_type"),
         store.exposure_conversions(flt, METRICS),
     )
-    body["filters"] = {k: request.args.get(k) for k in ("experiment", "variant", "event_type", "since", "until")}
-    return body
+    filters = {name: request.args.get(name) for name in StatsQuery.model_fields}
+    return Stats(**body, filters=filters).model_dump(mode="json")
 
 
 @bp.get("/stats/timeseries")
 def timeseries():
-    flt = filter_from_args(request.args)
-    interval = parse_interval()
-    rows = current_app.extensions["metrics_store"].timeseries(flt, INTERVALS_MS[interval])
-    return {"interval": interval, "series": event_series(rows)}
+    query = parse_model(TimeseriesQuery, request.args.to_dict(), "query")
+    rows = current_app.extensions["metrics_store"].timeseries(event_filter(query), INTERVALS_MS[query.interval])
+    return EventSeries(interval=query.interval, series=event_series(rows)).model_dump(mode="json")
 
 
 @bp.get("/stats/funnel")
 def funnel():
-    flt = filter_from_args(request.args)
-    rows = current_app.extensions["metrics_store"].funnel(flt, EVENT_TYPES)
-    return {"experiment": flt.experiment, "steps": list(EVENT_TYPES), "variants": funnel_steps(rows, EVENT_TYPES)}
+    query = parse_model(StatsQuery, request.args.to_dict(), "query")
+    rows = current_app.extensions["metrics_store"].funnel(event_filter(query), EVENT_TYPES)
+    return Funnel(experiment=query.experiment, steps=list(EVENT_TYPES),
+                  variants=funnel_steps(rows, EVENT_TYPES)).model_dump(mode="json")
