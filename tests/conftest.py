@@ -11,7 +11,7 @@ import os
 import pytest
 
 from harness.postgres import Schemas
-from tests.helpers import ADMIN_TOKEN, LiveServer, make_landing
+from tests.helpers import ADMIN_TOKEN, LiveServer, make_landing, settings_for
 
 
 def postgres_base_url() -> str | None:
@@ -55,7 +55,7 @@ def _dispose(app):
 def ab_app(db_url):
     from ab_service import create_app
 
-    app = create_app({"TESTING": True, "DATABASE_URL": db_url, "ADMIN_TOKEN": ADMIN_TOKEN})
+    app = create_app(settings_for("ab_service", DATABASE_URL=db_url, ADMIN_TOKEN=ADMIN_TOKEN))
     yield app
     _dispose(app)
 
@@ -69,7 +69,7 @@ def ab_client(ab_app):
 def metrics_app(db_url):
     from metrics_service import create_app
 
-    app = create_app({"TESTING": True, "DATABASE_URL": db_url})
+    app = create_app(settings_for("metrics_service", DATABASE_URL=db_url))
     yield app
     _dispose(app)
 
@@ -95,7 +95,8 @@ def ab_server(ab_app):
 def metrics_server(tmp_path):
     from metrics_service import create_app
 
-    server = LiveServer(create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'metrics.db'}"}))
+    database_url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    server = LiveServer(create_app(settings_for("metrics_service", DATABASE_URL=database_url)))
     yield server
     server.stop()
 

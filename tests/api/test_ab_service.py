@@ -2,6 +2,7 @@ import threading
 
 from core.bucketing import assign_variant
 from core.flags import DEFAULT_FLAGS
+from tests.helpers import settings_for
 
 
 def test_health(ab_client):
@@ -119,7 +120,7 @@ def test_config_write_rejects_non_json(ab_client, admin_headers):
 def test_admin_token_unset_refuses_all_writes(db_url):
     from ab_service import create_app
 
-    client = create_app({"DATABASE_URL": db_url, "ADMIN_TOKEN": ""}).test_client()
+    client = create_app(settings_for("ab_service", DATABASE_URL=db_url)).test_client()
     assert client.post("/config", json={"cta_text": "x"}, headers={"Authorization": "Bearer "}).status_code == 401
 
 
