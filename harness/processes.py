@@ -116,16 +116,6 @@ class ServiceProcess:
             pass
         self.process.wait(10)
 
-    def worker_pids(self) -> list[int]:
-        """The gunicorn workers (children of the master), for faults aimed at one worker."""
-        if self.process is None:
-            return []
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return [int(pid) for pid in children.read_text().split()]
-        except OSError:
-            return []
-
 
 @dataclass
 class Stack:
