@@ -7,8 +7,9 @@ import streamlit as st
 
 from core.events import EVENT_TYPES
 from core.experiments import DEFAULT_EXPERIMENT
-from dashboard.api import Api, BackendError
+from dashboard.api import Api
 from dashboard.charts import explore_chart, timeseries_frame
+from dashboard.views import fetched
 
 
 def render(api: Api) -> None:
@@ -23,11 +24,9 @@ def render(api: Api) -> None:
     start, end = (span if isinstance(span, tuple) and len(span) == 2 else (today - timedelta(days=7), today))
     since = datetime.combine(start, time.min, UTC).isoformat()
     until = datetime.combine(end + timedelta(days=1), time.min, UTC).isoformat()
-    try:
-        series = api.timeseries(experiment=experiment, event_type=event_type, interval=interval,
-                                since=since, until=until)
-    except BackendError as exc:
-        st.error(f"Time series unavailable: {exc}")
+    series = fetched("Time series unavailable", api.timeseries, experiment=experiment, event_type=event_type,
+                     interval=interval, since=since, until=until)
+    if series is None:
         return
     frame = timeseries_frame(series)
     variants = sorted(frame["variant"].unique())

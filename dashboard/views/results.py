@@ -15,6 +15,7 @@ from dashboard.charts import (
     rate_interval_chart,
     results_frame,
 )
+from dashboard.views import fetched
 
 
 def _experiment_choice(api: Api) -> tuple[str, dict[str, float] | None]:
@@ -37,10 +38,8 @@ def render(api: Api) -> None:
     with left:
         experiment, weights = _experiment_choice(api)
     metric = right.selectbox("Metric", METRICS, index=METRICS.index(DEFAULT_METRIC), key="results_metric")
-    try:
-        results = api.results(experiment, metric, weights)
-    except BackendError as exc:
-        st.error(f"Results are unavailable: {exc}")
+    results = fetched("Results are unavailable", api.results, experiment, metric, weights)
+    if results is None:
         return
 
     if results["srm"]["mismatch"]:
@@ -62,12 +61,11 @@ def render(api: Api) -> None:
         charts[1].altair_chart(forest_chart(frame), width="stretch")
 
     interval = st.radio("Interval", ["hour", "day"], horizontal=True, key="results_interval")
-    try:
-        cumulative = cumulative_frame(api.cumulative(experiment, metric, interval))
-        funnel = funnel_frame(api.funnel(experiment))
-    except BackendError as exc:
-        st.error(f"Time series unavailable: {exc}")
+    series = fetched("Time series unavailable", api.cumulative, experiment, metric, interval)
+    steps = None if series is None else fetched("Time series unavailable", api.funnel, experiment)
+    if steps is None:
         return
+    cumulative, funnel = cumulative_frame(series), funnel_frame(steps)
     if not cumulative.empty:
         st.altair_chart(cumulative_chart(cumulative), width="stretch")
     if not funnel.empty:
