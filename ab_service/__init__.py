@@ -1,9 +1,6 @@
 """ab_service: sticky variant assignment and feature-toggle configuration."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from flask import Flask
 
 from ab_service.store import AbStore
@@ -13,10 +10,11 @@ from core.settings import Settings
 from core.web import create_base_app, health_blueprint
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    settings = Settings.from_env("ab_service")
-    app = create_base_app(__name__, settings, test_config)
-    engine = make_engine(app.config["DATABASE_URL"])
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app, configured by `settings` (tests pass their own) or else by the process environment."""
+    settings = settings or Settings.from_env("ab_service")
+    app = create_base_app(__name__, settings)
+    engine = make_engine(settings.database_url)
     store = AbStore(engine)
     store.init_schema()
     app.extensions["ab_store"] = store

@@ -6,4 +6,4 @@ from core.web import configure_logging, run_dev_server
 if __name__ == "__main__":
     settings = Settings.from_env("ab_service")
     configure_logging(settings.log_level)
-    run_dev_server(create_app(), settings.port)
+    run_dev_server(create_app(settings), settings.port)

@@ -3,27 +3,18 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from ab_service.store import Experiment
 from ab_service.store import current_store as ab_store
-from core import bucketing
+from core.events import MAX_VISITOR_ID
+from core.experiments import DEFAULT_EXPERIMENT, decide
 from core.web import ApiError
 
 bp = Blueprint("assign", __name__)
-
-MAX_VISITOR_ID = 128
-
-
-def decide(experiment: Experiment, visitor_id: str, stored: str | None) -> tuple[str, bool, bool]:
-    return bucketing.decide(
-        visitor_id, experiment.variant_names, experiment.weights, experiment.coverage,
-        experiment.seed or experiment.key, experiment.status, stored,
-    )
 
 
 @bp.get("/assign")
 def assign():
     visitor_id = request.args.get("visitor_id", "").strip()
-    key = request.args.get("experiment", "landing").strip() or "landing"
+    key = request.args.get("experiment", DEFAULT_EXPERIMENT).strip() or DEFAULT_EXPERIMENT
     if not visitor_id:
         raise ApiError(400, "visitor_id is required", [{"field": "visitor_id", "message": "required"}])
     if len(visitor_id) > MAX_VISITOR_ID:
@@ -34,13 +25,12 @@ def assign():
     if experiment is None:
         raise ApiError(404, f"unknown experiment {key!r}", [{"field": "experiment", "message": "not found"}])
     stored = store.get_assignment(key, visitor_id) if experiment.status == "running" else None
-    variant, in_experiment, persist = decide(experiment, visitor_id, stored)
-    if persist:
-        variant = store.save_assignment(key, visitor_id, variant)
+    assignment = decide(experiment, visitor_id, stored)
+    variant = store.save_assignment(key, visitor_id, assignment.variant) if assignment.new else assignment.variant
     return {
         "visitor_id": visitor_id,
         "experiment": key,
         "variant": variant,
-        "in_experiment": in_experiment,
+        "in_experiment": assignment.in_experiment,
         "status": experiment.status,
     }

@@ -5,8 +5,7 @@ from flask import Blueprint, g
 
 from ab_service.schemas import ExperimentIn, ExperimentPatch, patch_problems
 from ab_service.store import current_store as store
-from core.validation import parse_model
-from core.web import ApiError, json_body, require_admin
+from core.web import ApiError, json_body, parse_model, require_admin
 
 bp = Blueprint("experiments", __name__)
 

@@ -6,8 +6,7 @@ from flask import Blueprint, g
 from ab_service.schemas import FlagIn, FlagPatch, flag_value_problems
 from ab_service.store import current_store as store
 from core.flags import default_off_value
-from core.validation import parse_model
-from core.web import ApiError, json_body, require_admin
+from core.web import ApiError, json_body, parse_model, require_admin
 
 bp = Blueprint("flags", __name__)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from ab_service.schemas import ExperimentIn, ExperimentPatch, FlagIn, FlagPatch
+from core.events import MAX_VISITOR_ID
+from core.experiments import STATUSES
+from core.keys import key_schema
 from core.openapi import build_spec, health_path, model_schemas, operation, path_param, query, ref
 
 ASSIGNMENT = {
@@ -14,7 +17,7 @@ ASSIGNMENT = {
         "experiment": {"type": "string"},
         "variant": {"type": "string"},
         "in_experiment": {"type": "boolean"},
-        "status": {"type": "string", "enum": ["draft", "running", "stopped"]},
+        "status": {"type": "string", "enum": list(STATUSES)},
     },
 }
 CONFIG = {"type": "object", "additionalProperties": {"type": ["boolean", "string", "number"]}}
@@ -38,13 +41,14 @@ def spec() -> dict[str, Any]:
         "/assign": {"get": operation(
             "The visitor's variant: sticky once stored, else by the GrowthBook v2 hash",
             (200, ref("Assignment")), (400, 404),
-            params=[query("visitor_id", {"type": "string", "minLength": 1, "maxLength": 128,
+            params=[query("visitor_id", {"type": "string", "minLength": 1, "maxLength": MAX_VISITOR_ID,
                                          "pattern": r"^\S(.*\S)?$"}, required=True),
-                    query("experiment", {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"})],
+                    query("experiment", key_schema())],
         )},
         "/config": {
             "get": operation("Flag values as one flat object; with visitor_id, resolved for that visitor",
-                             (200, ref("Config")), params=[query("visitor_id", {"type": "string", "maxLength": 128})]),
+                             (200, ref("Config")),
+                             params=[query("visitor_id", {"type": "string", "maxLength": MAX_VISITOR_ID})]),
             "post": operation("Change flag values (admin)", (200, ref("Config")), (400,), body=ref("Config"),
                               secured=True),
         },

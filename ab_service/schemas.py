@@ -5,12 +5,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
-from core.events import KEY_PATTERN
+from core.experiments import MAX_VARIANTS, MIN_VARIANTS, WEIGHT_TOLERANCE, Status
 from core.flags import FLAG_TYPES, value_problem
-
-Status = Literal["draft", "running", "stopped"]
-Key = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=KEY_PATTERN)]
-WEIGHT_TOLERANCE = 1e-6
+from core.keys import Key
 
 # Which status an experiment may move to from each status (staying put is always allowed).
 TRANSITIONS: dict[str, set[str]] = {
@@ -39,7 +36,8 @@ def check_variants(variants: list[Variant] | None) -> list[Variant] | None:
     return variants
 
 
-Variants = Annotated[list[Variant], Field(min_length=2, max_length=10), AfterValidator(check_variants)]
+Variants = Annotated[list[Variant], Field(min_length=MIN_VARIANTS, max_length=MAX_VARIANTS),
+                     AfterValidator(check_variants)]
 Coverage = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Seed = Annotated[StrictStr, Field(min_length=1, max_length=128)]
 Description = Annotated[StrictStr, Field(max_length=500)]

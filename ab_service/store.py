@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ from sqlalchemy import (
 )
 
 from core.db import find_rows, insert_ignore, insert_new, now_millis, write_transaction
-from core.flags import default_off_value
+from core.experiments import LANDING_EXPERIMENT, Experiment
+from core.flags import DEFAULT_FLAGS
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
 
@@ -81,68 +81,6 @@ audit_log = Table(
     Column("new", Text, nullable=False),  # JSON
 )
 
-DEFAULT_EXPERIMENT = {
-    "key": "landing",
-    "description": "Landing page headline and layout",
-    "variants": [{"name": "A", "weight": 0.5}, {"name": "B", "weight": 0.5}],
-    "coverage": 1.0,
-    "seed": None,
-    "status": "running",
-}
-
-DEFAULT_FLAGS: dict[str, tuple[str, Any, str]] = {
-    "show_promo_section": ("boolean", True, "Show the launch-offer section"),
-    "enable_signup_form": ("boolean", True, "Show the signup form and accept signups"),
-    "show_testimonials": ("boolean", True, "Show the testimonials section"),
-    "cta_text": ("string", "Get started", "Text of the call-to-action button"),
-    "hero_headline": ("string", "", "Replaces the variant's headline when set"),
-    "accent_color": ("color", "#3b5bdb", "Accent colour of the page"),
-    "promo_discount_percent": ("number", 20, "Discount shown in the launch offer"),
-}
-
-
-@dataclass(frozen=True)
-class Experiment:
-    key: str
-    description: str
-    variants: list[dict[str, Any]]
-    coverage: float
-    seed: str | None
-    status: str
-
-    @property
-    def variant_names(self) -> list[str]:
-        return [v["name"] for v in self.variants]
-
-    @property
-    def weights(self) -> list[float]:
-        return [float(v["weight"]) for v in self.variants]
-
-    @property
-    def control(self) -> str:
-        return self.variants[0]["name"]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "description": self.description,
-            "variants": self.variants,
-            "coverage": self.coverage,
-            "seed": self.seed,
-            "status": self.status,
-        }
-
-
-def _experiment(row) -> Experiment:
-    return Experiment(
-        key=row["key"],
-        description=row["description"] or "",
-        variants=list(row["variants"]),
-        coverage=float(row["coverage"]),
-        seed=row["seed"],
-        status=row["status"],
-    )
-
 
 def _flag(row) -> dict[str, Any]:
     return {
@@ -153,6 +91,10 @@ def _flag(row) -> dict[str, Any]:
         "rollout": float(row["rollout"]),
         "description": row["description"] or "",
     }
+
+
+def _flag_row(flag: dict[str, Any], now: int) -> dict[str, Any]:
+    return {**flag, "value": json.dumps(flag["value"]), "off_value": json.dumps(flag["off_value"]), "updated_at": now}
 
 
 ASSIGNMENT_COLUMNS = ("experiment", "visitor_id", "variant", "assigned_at")
@@ -171,18 +113,9 @@ class AbStore:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
         now = now_millis()
         with self.engine.begin() as conn:
-            conn.execute(
-                insert_ignore(conn, experiments), [{**DEFAULT_EXPERIMENT, "created_at": now, "updated_at": now}]
-            )
-            conn.execute(
-                insert_ignore(conn, flags),
-                [
-                    {"key": key, "type": kind, "value": json.dumps(value),
-                     "off_value": json.dumps(default_off_value(kind, value)), "rollout": 1.0,
-                     "description": description, "updated_at": now}
-                    for key, (kind, value, description) in DEFAULT_FLAGS.items()
-                ],
-            )
+            conn.execute(insert_ignore(conn, experiments),
+                         [{**LANDING_EXPERIMENT.as_dict(), "created_at": now, "updated_at": now}])
+            conn.execute(insert_ignore(conn, flags), [_flag_row(flag, now) for flag in DEFAULT_FLAGS])
 
     @staticmethod
     def _audit(conn: Connection, actor: str, entity: str, key: str, old: Any, new: Any) -> None:
@@ -197,12 +130,12 @@ class AbStore:
     def get_experiment(self, key: str) -> Experiment | None:
         with self.engine.connect() as conn:
             row = conn.execute(EXPERIMENT_BY_KEY, {"key": key}).mappings().first()
-        return _experiment(row) if row else None
+        return Experiment.from_dict(row) if row else None
 
     def list_experiments(self) -> list[Experiment]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(experiments).order_by(experiments.c.key)).mappings().all()
-        return [_experiment(row) for row in rows]
+        return [Experiment.from_dict(row) for row in rows]
 
     def create_experiment(self, data: dict[str, Any], actor: str) -> Experiment | None:
         """Insert a new experiment; None when the key is taken."""
@@ -220,7 +153,7 @@ class AbStore:
     def update_experiment(self, key: str, changes: dict[str, Any], actor: str) -> Experiment:
         with self.engine.begin() as conn:
             row = conn.execute(select(experiments).where(experiments.c.key == key)).mappings().one()
-            old = _experiment(row).as_dict()
+            old = Experiment.from_dict(row).as_dict()
             conn.execute(update(experiments).where(experiments.c.key == key).values(**changes, updated_at=now_millis()))
             self._audit(conn, actor, "experiment", key, old, {**old, **changes})
         return self.get_experiment(key)
@@ -258,11 +191,8 @@ class AbStore:
     def create_flag(self, flag: dict[str, Any], actor: str) -> dict[str, Any] | None:
         """Insert a new flag; None when the key is taken."""
         with self.engine.begin() as conn:
-            created = conn.execute(
-                insert_ignore(conn, flags).returning(flags.c.key),
-                {**flag, "value": json.dumps(flag["value"]), "off_value": json.dumps(flag["off_value"]),
-                 "updated_at": now_millis()},
-            ).first()
+            created = conn.execute(insert_ignore(conn, flags).returning(flags.c.key),
+                                   _flag_row(flag, now_millis())).first()
             if created is None:
                 return None
             self._audit(conn, actor, "flag", flag["key"], None, flag)

@@ -77,30 +77,3 @@ def assign_variant(
     index = choose_variation(n, bucket_ranges(len(variants), coverage, weights))
     return variants[index] if index >= 0 else None
 
-
-def decide(
-    visitor_id: str,
-    variants: Sequence[str],
-    weights: Sequence[float] | None,
-    coverage: float,
-    seed: str,
-    status: str = "running",
-    stored: str | None = None,
-) -> tuple[str, bool, bool]:
-    """(variant, in_experiment, should_store) for a visitor, given the experiment's state.
-
-    running: a stored assignment wins (sticky across weight changes); otherwise the hash decides,
-             and visitors outside coverage see the control without being stored, so raising
-             coverage later only adds visitors.
-    stopped: everyone sees the control; stored assignments are kept for the record.
-    draft:   no one is assigned.
-    """
-    control = variants[0]
-    if status != "running":
-        return control, False, False
-    if stored is not None:
-        return stored, True, False
-    variant = assign_variant(visitor_id, variants, weights, coverage, seed)
-    if variant is None:
-        return control, False, False
-    return variant, True, True

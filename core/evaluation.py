@@ -18,18 +18,12 @@ from typing import Any
 
 from growthbook.core import evalCondition, inNamespace
 
-from core.bucketing import decide
+from core.experiments import Assignment, decide
+from core.experiments import Experiment as Definition
 from core.flags import resolve
 
 Flag = Mapping[str, Any]
 Experiment = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Assignment:
-    variant: str
-    in_experiment: bool
-    new: bool = False  # decided by the hash just now (to be stored), not remembered
 
 
 @dataclass(frozen=True)
@@ -77,12 +71,7 @@ def assign(experiment: Experiment, attributes: Mapping[str, Any], sticky: str | 
         sticky = None
     if running and sticky is None and not eligible(experiment, attributes):
         return Assignment(names[0], False)
-    variant, in_experiment, new = decide(
-        str(attributes["id"]), names, [float(v["weight"]) for v in experiment["variants"]],
-        float(experiment.get("coverage", 1.0)), experiment.get("seed") or experiment["key"],
-        experiment["status"], sticky,
-    )
-    return Assignment(variant, in_experiment, new)
+    return decide(Definition.from_dict(experiment), str(attributes["id"]), sticky)
 
 
 def evaluate(flags: Iterable[Flag], experiments: Iterable[Experiment], attributes: Mapping[str, Any],

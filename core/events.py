@@ -16,18 +16,25 @@ from pydantic import (
     ValidationError,
 )
 
+from core.experiments import DEFAULT_EXPERIMENT
+from core.keys import Key
 from core.validation import field_errors
 
+# Every event type. The position is the type's bit in stored aggregate masks: append, never reorder.
 EVENT_TYPES = ("page_view", "cta_click", "form_submit")
-DEFAULT_EXPERIMENT = "landing"
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+EVENT_BITS = {event_type: 1 << position for position, event_type in enumerate(EVENT_TYPES)}
+EXPOSURE = "page_view"  # the event that puts a visitor in an experiment's results
+METRICS = tuple(t for t in EVENT_TYPES if t != EXPOSURE)  # the conversions an experiment is judged on
+Metric = Literal[METRICS]  # type: ignore[valid-type]
+DEFAULT_METRIC = "form_submit"
+
+MAX_VISITOR_ID = 128
 MAX_PROPERTIES_BYTES = 2048
 MAX_PROPERTIES_DEPTH = 3
 MAX_BATCH = 1000
 MAX_FUTURE = timedelta(minutes=5)
 MAX_PAST = timedelta(days=365)
-
-EventType = Literal["page_view", "cta_click", "form_submit"]
-KEY_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
 def _depth(value: Any) -> int:
@@ -70,10 +77,10 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    visitor_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
-    variant: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=KEY_PATTERN)]
+    visitor_id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_VISITOR_ID)]
+    variant: Key
     event_type: EventType
-    experiment: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=KEY_PATTERN)] = DEFAULT_EXPERIMENT
+    experiment: Key = DEFAULT_EXPERIMENT
     event_id: uuid.UUID | None = None
     timestamp: Annotated[datetime | None, AfterValidator(_check_timestamp)] = None
     properties: Annotated[dict[str, Any] | None, AfterValidator(_check_properties)] = None

@@ -57,3 +57,25 @@ def resolve_all(flags: Iterable[Mapping[str, Any]], visitor_id: str | None) -> d
 def default_off_value(kind: str, value: Any) -> Any:
     """What visitors outside a rollout see when no off_value is given."""
     return False if kind == "boolean" else value
+
+
+def _default(key: str, kind: str, value: Any, description: str) -> dict[str, Any]:
+    return {"key": key, "type": kind, "value": value, "off_value": default_off_value(kind, value),
+            "rollout": 1.0, "description": description}
+
+
+# The flags every installation starts with (ab_service's seed data), and what the landing page shows
+# before ab_service has ever answered.
+DEFAULT_FLAGS: tuple[dict[str, Any], ...] = (
+    _default("show_promo_section", "boolean", True, "Show the launch-offer section"),
+    _default("enable_signup_form", "boolean", True, "Show the signup form and accept signups"),
+    _default("show_testimonials", "boolean", True, "Show the testimonials section"),
+    _default("cta_text", "string", "Get started", "Text of the call-to-action button"),
+    _default("hero_headline", "string", "", "Replaces the variant's headline when set"),
+    _default("accent_color", "color", "#3b5bdb", "Accent colour of the page"),
+    _default("promo_discount_percent", "number", 20, "Discount shown in the launch offer"),
+)
+
+
+def default_value(key: str) -> Any:
+    return next(flag["value"] for flag in DEFAULT_FLAGS if flag["key"] == key)

@@ -25,13 +25,6 @@ def upgrade(engine: Engine, script_location: Path, version_table: str, revision:
         command.upgrade(config, revision)
 
 
-def current_revision(engine: Engine, script_location: Path, version_table: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_revision()
-
-
 def run_env(target_metadata) -> None:
     """The body of every service's migrations/env.py (online mode only: the app passes its connection)."""
     config = context.config

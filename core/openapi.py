@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint
 from pydantic import BaseModel
 
+from core.keys import key_schema
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "message"],
@@ -35,6 +37,9 @@ ERROR_TEXT = {
     413: "Request body too large",
     429: "Too many requests; see Retry-After",
 }
+
+
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def ref(name: str) -> dict[str, str]:
@@ -76,22 +81,50 @@ def query(name: str, schema: dict[str, Any], required: bool = False, description
 
 
 def path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True,
-            "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+$", "minLength": 1, "maxLength": 64}}
+    return {"name": name, "in": "path", "required": True, "schema": key_schema()}
 
 
 def health_path() -> dict[str, Any]:
     return {"get": operation("Health: 200 once the database answers", (200, ref("Health")), (503,))}
 
 
-def model_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+def _schemas(models: tuple[type[BaseModel], ...], mode: str) -> dict[str, Any]:
     """JSON Schemas of pydantic models, with nested definitions lifted into components."""
     schemas: dict[str, Any] = {}
     for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     return schemas
+
+
+def model_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    """The schemas of request bodies."""
+    return _schemas(models, "validation")
+
+
+def answer_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    """The schemas of answers: an answer carries every field, defaults included."""
+    schemas = _schemas(models, "serialization")
+    for schema in schemas.values():
+        if "properties" in schema:
+            schema["required"] = list(schema["properties"])
+    return schemas
+
+
+def query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The query parameters of a pydantic model of the query string (an absent parameter is None)."""
+    schema = model.model_json_schema()
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "default")}
+        description = prop.pop("description", "")
+        choices = [option for option in prop.pop("anyOf", []) if option.get("type") != "null"]
+        if choices:
+            [choice] = choices
+            prop.update(choice)
+        params.append(query(name, prop, name in schema.get("required", ()), description))
+    return params
 
 
 def build_spec(title: str, description: str, paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:

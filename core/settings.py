@@ -1,4 +1,9 @@
-"""Environment -> typed settings, read once by each application factory."""
+"""Environment -> typed settings: the one configuration object of each service.
+
+Each app factory takes a Settings (tests build one from an environment of their own, which replaces
+the process environment, as flaskr's test config replaces the instance config) or reads the process
+environment once; the app keeps it as `app.config["SETTINGS"]` (see core.web.settings()).
+"""
 from __future__ import annotations
 
 import os
@@ -25,45 +30,54 @@ def _named_tokens(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _switch(name: str, value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false")
+
+
 @dataclass(frozen=True)
 class Settings:
-    service: str
     port: int
     database_url: str
     ab_service_url: str
     metrics_service_url: str
-    admin_token: str
+    admin_token: str = ""  # unset: every admin write is refused
     named_tokens: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (name, token) from ADMIN_TOKENS
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    data_dir: Path = Path("data")
     log_level: str = "INFO"
-    secret_key: str = ""
+    # the landing service
     rate_limit_visitor: str = "60/minute"
     rate_limit_ip: str = "600/minute"
     proxy_hops: int = 0
+    config_ttl_seconds: float = 1.0  # how long flag values are reused before asking ab_service again
+    outbox_autostart: bool = True  # deliver queued events from a background thread
+    outbox_interval_seconds: float = 0.5
     outbox_max_backoff: float = 10.0
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of `service` from `environ` (the process environment by default)."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("DATA_DIR", "data"))
-        default_db = f"sqlite:///{data_dir / (service + '.db')}"
         return cls(
-            service=service,
             port=int(env.get("PORT", DEFAULT_PORTS.get(service, 8000))),
-            database_url=env.get("DATABASE_URL", default_db),
+            database_url=env.get("DATABASE_URL", f"sqlite:///{data_dir / (service + '.db')}"),
             ab_service_url=env.get("AB_SERVICE_URL", "http://127.0.0.1:5002").rstrip("/"),
             metrics_service_url=env.get("METRICS_SERVICE_URL", "http://127.0.0.1:5001").rstrip("/"),
             admin_token=env.get("ADMIN_TOKEN", ""),
             named_tokens=_named_tokens(env.get("ADMIN_TOKENS", "")),
             cors_origins=_split(env.get("CORS_ORIGINS", "")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
-            data_dir=data_dir,
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            secret_key=env.get("SECRET_KEY", ""),
             rate_limit_visitor=env.get("RATE_LIMIT_VISITOR", "60/minute"),
             rate_limit_ip=env.get("RATE_LIMIT_IP", "600/minute"),
             proxy_hops=int(env.get("TRUSTED_PROXY_HOPS", "0")),
+            config_ttl_seconds=float(env.get("CONFIG_TTL_SECONDS", "1")),
+            outbox_autostart=_switch("OUTBOX_AUTOSTART", env.get("OUTBOX_AUTOSTART", "true")),
+            outbox_interval_seconds=float(env.get("OUTBOX_INTERVAL_SECONDS", "0.5")),
             outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
         )

@@ -1,4 +1,4 @@
-"""Turning pydantic validation errors into the API's [{"index"?, "field", "message"}] entries."""
+"""Turning pydantic validation errors into the API's [{"index"?, "field", "message"}] entries (pure)."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,15 +18,3 @@ def field_errors(exc: ValidationError, with_index: bool = False) -> list[dict[st
         entry["message"] = message.removeprefix("Value error, ")
         problems.append(entry)
     return problems
-
-
-def parse_model(model, data: Any, what: str = "body"):
-    """Validate data into a pydantic model; a 400 ApiError listing every problem otherwise."""
-    from core.web import ApiError
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = field_errors(exc)
-        fields = ", ".join(sorted({str(p["field"]) for p in problems if p["field"]})) or what
-        raise ApiError(400, f"invalid {what}: {fields}", problems) from exc

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_cors import CORS
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from core.events import EventValidationError
 from core.settings import Settings
+from core.validation import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,12 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["WWW-Authenticate"] = 'Bearer realm="landing-lab"'
         return response
 
+    @app.errorhandler(EventValidationError)
+    def _invalid_events(exc: EventValidationError):
+        response = jsonify(error_body("invalid_events", f"{len(exc.errors)} problem(s) in the events", exc.errors))
+        response.status_code = 400
+        return response
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
@@ -65,30 +74,33 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
 
-def create_base_app(
-    import_name: str, settings: Settings, test_config: Mapping[str, Any] | None = None
-) -> Flask:
-    """A Flask app configured from settings (then test_config), with JSON errors, body limit and CORS."""
+def create_base_app(import_name: str, settings: Settings) -> Flask:
+    """A Flask app configured by settings, with JSON errors, body limit and CORS."""
     app = Flask(import_name)
-    app.config.update(
-        SETTINGS=settings,
-        DATABASE_URL=settings.database_url,
-        ADMIN_TOKEN=settings.admin_token,
-        ADMIN_TOKENS=settings.named_tokens,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        CORS_ORIGINS=settings.cors_origins,
-        JSON_SORT_KEYS=False,
-    )
-    if test_config:
-        app.config.update(test_config)
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.json.sort_keys = False
     register_error_handlers(app)
     app.before_request(reject_nul_characters)
     add_security_headers(app)
-    if app.config["CORS_ORIGINS"]:
+    if settings.cors_origins:
         # An explicit allowlist; never "*". Browsers elsewhere get no CORS headers at all.
-        CORS(app, origins=list(app.config["CORS_ORIGINS"]), allow_headers=["Content-Type", "Authorization"])
+        CORS(app, origins=list(settings.cors_origins), allow_headers=["Content-Type", "Authorization"])
     return app
+
+
+def settings() -> Settings:
+    """The settings of the app handling the current request."""
+    return current_app.config["SETTINGS"]
+
+
+def parse_model(model: type[BaseModel], data: Any, what: str = "body"):
+    """Validate data into a pydantic model; a 400 ApiError listing every problem otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = field_errors(exc)
+        fields = ", ".join(sorted({str(p["field"]) for p in problems if p["field"]})) or what
+        raise ApiError(400, f"invalid {what}: {fields}", problems) from exc
 
 
 def reject_nul_characters() -> None:
@@ -130,7 +142,7 @@ def token_matches(given: str | None, expected: str) -> bool:
 
 def token_owner(given: str | None) -> str | None:
     """The name of the admin token given ("admin" for ADMIN_TOKEN), or None. Checks every token."""
-    known = [("admin", current_app.config.get("ADMIN_TOKEN", "")), *current_app.config.get("ADMIN_TOKENS", ())]
+    known = [("admin", settings().admin_token), *settings().named_tokens]
     owner = None
     for name, token in known:
         if token_matches(given, token) and owner is None:

@@ -1,33 +1,19 @@
 """The dashboard's only way to reach the services: a small HTTP client with cached reads."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 import streamlit as st
 
 from core.http import make_session
+from core.settings import Settings
 
 READ_TTL_SECONDS = 5
 
 
 class BackendError(Exception):
     """A plain-language message about a service that did not answer as expected."""
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    ab_service: str
-    metrics_service: str
-
-    @classmethod
-    def from_env(cls) -> Endpoints:
-        return cls(
-            ab_service=os.environ.get("AB_SERVICE_URL", "http://127.0.0.1:5002").rstrip("/"),
-            metrics_service=os.environ.get("METRICS_SERVICE_URL", "http://127.0.0.1:5001").rstrip("/"),
-        )
 
 
 @st.cache_resource
@@ -74,16 +60,14 @@ def _params(**values: Any) -> tuple[tuple[str, str], ...]:
 class Api:
     """Reads are cached for a few seconds; every write clears the cache so the next read is fresh."""
 
-    def __init__(self, endpoints: Endpoints, token: str | None = None):
-        self.endpoints = endpoints
+    def __init__(self, settings: Settings, token: str | None = None):
+        self.ab_service_url = settings.ab_service_url
+        self.metrics_service_url = settings.metrics_service_url
         self.token = token
 
     # ab_service ---------------------------------------------------------------
     def _ab(self, path: str) -> str:
-        return self.endpoints.ab_service + path
-
-    def config(self) -> dict[str, Any]:
-        return cached_get("ab_service", self._ab("/config"))
+        return self.ab_service_url + path
 
     def flags(self) -> list[dict[str, Any]]:
         return cached_get("ab_service", self._ab("/flags"))["flags"]
@@ -123,7 +107,7 @@ class Api:
 
     # metrics_service ----------------------------------------------------------
     def _metrics(self, path: str) -> str:
-        return self.endpoints.metrics_service + path
+        return self.metrics_service_url + path
 
     def stats(self, **filters: Any) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics("/stats"), _params(**filters))

@@ -8,7 +8,8 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` puts only dashboard/ on the path
 
-from dashboard.api import Api, BackendError, Endpoints  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from dashboard.api import Api, BackendError  # noqa: E402
 from dashboard.views import experiments, explore, flags, results, stats  # noqa: E402
 
 VIEWS = {
@@ -20,7 +21,7 @@ VIEWS = {
 }
 
 st.set_page_config(page_title="Landing Lab", layout="wide")
-endpoints = Endpoints.from_env()
+settings = Settings.from_env("dashboard")
 
 with st.sidebar:
     st.title("Landing Lab")
@@ -36,7 +37,7 @@ with st.sidebar:
         candidate = st.text_input("Admin token", type="password", key="admin_password")
         if st.button("Sign in", key="sign_in"):
             try:
-                accepted = Api(endpoints).check_token(candidate) if candidate else False
+                accepted = Api(settings).check_token(candidate) if candidate else False
             except BackendError as exc:
                 st.error(f"Cannot check the token: {exc}")
             else:
@@ -48,7 +49,7 @@ with st.sidebar:
     st.divider()
     auto_refresh = st.toggle("Auto-refresh every 10 s", value=False, key="auto_refresh")
 
-api = Api(endpoints, st.session_state.get("admin_token"))
+api = Api(settings, st.session_state.get("admin_token"))
 admin = bool(st.session_state.get("admin_token"))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-EVENT_TYPES = ["page_view", "cta_click", "form_submit"]
+from core.events import EVENT_TYPES, METRICS
 
 
 def matrix_frame(stats: dict[str, Any]) -> pd.DataFrame:
@@ -19,7 +19,7 @@ def conversion_frame(stats: dict[str, Any]) -> pd.DataFrame:
     """Conversion per variant and metric: (variant, metric, visitors, converted, rate)."""
     rows = []
     for variant, conv in sorted(stats.get("conversion", {}).items()):
-        for metric in ("cta_click", "form_submit"):
+        for metric in METRICS:
             rows.append({"variant": variant, "metric": metric, "visitors": conv["visitors"],
                          "converted": conv[metric]["visitors"], "rate": conv[metric]["rate"]})
     return pd.DataFrame(rows, columns=["variant", "metric", "visitors", "converted", "rate"])
@@ -31,7 +31,7 @@ def events_chart(matrix: pd.DataFrame) -> alt.Chart:
         alt.Chart(matrix, title="Events per variant and event type")
         .mark_bar()
         .encode(
-            x=alt.X("event_type:N", title="Event type", sort=EVENT_TYPES),
+            x=alt.X("event_type:N", title="Event type", sort=list(EVENT_TYPES)),
             xOffset=alt.XOffset("variant:N"),
             y=alt.Y("events:Q", title="Events"),
             color=alt.Color("variant:N", title="Variant"),
@@ -128,10 +128,10 @@ def funnel_frame(funnel: dict[str, Any]) -> pd.DataFrame:
 
 def funnel_chart(frame: pd.DataFrame) -> alt.Chart:
     return (
-        alt.Chart(frame, title="Funnel: page_view → cta_click → form_submit")
+        alt.Chart(frame, title="Funnel: " + " → ".join(EVENT_TYPES))
         .mark_bar()
         .encode(
-            x=alt.X("step:N", sort=EVENT_TYPES, title="Step"),
+            x=alt.X("step:N", sort=list(EVENT_TYPES), title="Step"),
             xOffset=alt.XOffset("variant:N"),
             y=alt.Y("visitors:Q", title="Unique visitors"),
             color=alt.Color("variant:N", title="Variant"),

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import atexit
-from collections.abc import Mapping
-from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -18,34 +16,24 @@ from landing.clients import AbClient
 from landing.outbox import Outbox
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    settings = Settings.from_env("landing")
-    app = create_base_app(__name__, settings, test_config)
-    app.config.setdefault("AB_SERVICE_URL", settings.ab_service_url)
-    app.config.setdefault("METRICS_SERVICE_URL", settings.metrics_service_url)
-    app.config.setdefault("CONFIG_TTL_SECONDS", 1.0)
-    app.config.setdefault("OUTBOX_AUTOSTART", True)
-    app.config.setdefault("OUTBOX_INTERVAL_SECONDS", 0.5)
-    app.config.setdefault("RATE_LIMIT_VISITOR", settings.rate_limit_visitor)
-    app.config.setdefault("RATE_LIMIT_IP", settings.rate_limit_ip)
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app, configured by `settings` (tests pass their own) or else by the process environment."""
+    settings = settings or Settings.from_env("landing")
+    app = create_base_app(__name__, settings)
     if settings.proxy_hops:
         # Behind N trusted proxies, the client address comes from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
-    app.extensions["rate_limits"] = RateLimits(
-        {"visitor": app.config["RATE_LIMIT_VISITOR"], "ip": app.config["RATE_LIMIT_IP"]}
-    )
+    app.extensions["rate_limits"] = RateLimits({"visitor": settings.rate_limit_visitor, "ip": settings.rate_limit_ip})
 
     session = make_session(retries=0, timeout=(0.3, 1.0))
-    app.extensions["ab_client"] = AbClient(
-        app.config["AB_SERVICE_URL"], session, config_ttl=app.config["CONFIG_TTL_SECONDS"]
-    )
-    engine = make_engine(app.config["DATABASE_URL"])
-    outbox = Outbox(engine, app.config["METRICS_SERVICE_URL"], make_session(retries=0, timeout=(0.5, 5.0)),
+    app.extensions["ab_client"] = AbClient(settings.ab_service_url, session, config_ttl=settings.config_ttl_seconds)
+    engine = make_engine(settings.database_url)
+    outbox = Outbox(engine, settings.metrics_service_url, make_session(retries=0, timeout=(0.5, 5.0)),
                     max_backoff=settings.outbox_max_backoff)
     outbox.init_schema()
     app.extensions["outbox"] = outbox
-    if app.config["OUTBOX_AUTOSTART"]:
-        outbox.start(app.config["OUTBOX_INTERVAL_SECONDS"])
+    if settings.outbox_autostart:
+        outbox.start(settings.outbox_interval_seconds)
         atexit.register(outbox.stop)
 
     from landing import openapi as landing_openapi

@@ -6,4 +6,4 @@ from landing import create_app
 if __name__ == "__main__":
     settings = Settings.from_env("landing")
     configure_logging(settings.log_level)
-    run_dev_server(create_app(), settings.port)
+    run_dev_server(create_app(settings), settings.port)

@@ -9,33 +9,10 @@ from typing import Any
 
 import requests
 
-from core.bucketing import decide
-from core.flags import default_off_value, resolve_all
+from core.experiments import DEFAULT_EXPERIMENT, LANDING_EXPERIMENT, Experiment, decide
+from core.flags import DEFAULT_FLAGS, resolve_all
 
 log = logging.getLogger(__name__)
-
-# What the page uses before ab_service has ever answered (the same seed data as ab_service).
-DEFAULT_FLAG_VALUES: dict[str, tuple[str, Any]] = {
-    "show_promo_section": ("boolean", True),
-    "enable_signup_form": ("boolean", True),
-    "show_testimonials": ("boolean", True),
-    "cta_text": ("string", "Get started"),
-    "hero_headline": ("string", ""),
-    "accent_color": ("color", "#3b5bdb"),
-    "promo_discount_percent": ("number", 20),
-}
-DEFAULT_FLAGS = [
-    {"key": key, "type": kind, "value": value, "off_value": default_off_value(kind, value), "rollout": 1.0}
-    for key, (kind, value) in DEFAULT_FLAG_VALUES.items()
-]
-DEFAULT_EXPERIMENT = {
-    "key": "landing",
-    "variants": [{"name": "A", "weight": 0.5}, {"name": "B", "weight": 0.5}],
-    "coverage": 1.0,
-    "seed": None,
-    "status": "running",
-}
-
 
 class Cached:
     """A value fetched at most once per ttl seconds; the last good value survives fetch failures."""
@@ -69,7 +46,7 @@ class AbClient:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.config_ttl = config_ttl
-        self._flags = Cached(self._fetch_flags, DEFAULT_FLAGS, config_ttl)
+        self._flags = Cached(self._fetch_flags, list(DEFAULT_FLAGS), config_ttl)
         self._experiments: dict[str, Cached] = {}
         self._known: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._memory = memory
@@ -86,15 +63,15 @@ class AbClient:
             raise ValueError("unexpected /flags answer")
         return flags
 
-    def experiment(self, key: str) -> dict[str, Any]:
-        """The experiment's definition, refreshed every few seconds; the default for `landing` until known."""
+    def experiment(self, key: str) -> Experiment | None:
+        """The experiment's definition, refreshed every few seconds; the built-in one for `landing` until known."""
         if key not in self._experiments:
-            initial = DEFAULT_EXPERIMENT if key == "landing" else None
-            self._experiments[key] = Cached(lambda: self._get_json(f"/experiments/{key}"), initial,
-                                            max(self.config_ttl, 5.0))
+            initial = LANDING_EXPERIMENT if key == LANDING_EXPERIMENT.key else None
+            self._experiments[key] = Cached(lambda: Experiment.from_dict(self._get_json(f"/experiments/{key}")),
+                                            initial, max(self.config_ttl, 5.0))
         return self._experiments[key].get()
 
-    def assignment(self, visitor_id: str, experiment: str = "landing") -> dict[str, Any]:
+    def assignment(self, visitor_id: str, experiment: str = DEFAULT_EXPERIMENT) -> dict[str, Any]:
         """{"variant", "in_experiment", "source"}: ab_service's answer, else the last one, else the shared hash."""
         key = (experiment, visitor_id)
         definition = self.experiment(experiment)  # refreshed every few seconds, for the fallback below
@@ -113,21 +90,10 @@ class AbClient:
             known = self._known.get(key)
         if known is not None:
             return {**known, "source": "memory"}
-        return {**local_assignment(definition or DEFAULT_EXPERIMENT, visitor_id), "source": "hash"}
+        fallback = decide(definition or LANDING_EXPERIMENT, visitor_id)
+        return {"variant": fallback.variant, "in_experiment": fallback.in_experiment, "source": "hash"}
 
     def flags_for(self, visitor_id: str | None) -> dict[str, Any]:
         """Flag values for one visitor (rollouts resolved with the shared hash), cached for config_ttl."""
         return resolve_all(self._flags.get(), visitor_id)
 
-
-def local_assignment(experiment: dict[str, Any], visitor_id: str) -> dict[str, Any]:
-    """The assignment ab_service would make for a visitor it has not stored yet."""
-    variant, in_experiment, _ = decide(
-        visitor_id,
-        [v["name"] for v in experiment["variants"]],
-        [float(v["weight"]) for v in experiment["variants"]],
-        float(experiment.get("coverage", 1.0)),
-        experiment.get("seed") or experiment["key"],
-        experiment.get("status", "running"),
-    )
-    return {"variant": variant, "in_experiment": in_experiment}

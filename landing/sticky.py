@@ -15,7 +15,7 @@ from pathlib import Path
 
 from itsdangerous import BadData, URLSafeSerializer
 
-from core.events import KEY_PATTERN
+from core.keys import KEY_PATTERN
 
 COOKIE = "ll_asg"
 SALT = "landing-lab.assignments"

@@ -8,8 +8,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from core.events import EventValidationError, parse_events
-from core.flags import COLOR_PATTERN
+from core.events import parse_events
+from core.experiments import DEFAULT_EXPERIMENT
+from core.flags import COLOR_PATTERN, default_value
 from core.ratelimit import RateLimited
 from core.web import ApiError, json_body
 from landing.bots import is_bot
@@ -18,7 +19,6 @@ bp = Blueprint("landing", __name__)
 
 VISITOR_COOKIE = "ll_vid"
 COOKIE_MAX_AGE = 365 * 24 * 3600
-EXPERIMENT = "landing"
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
@@ -56,7 +56,7 @@ def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_i
         "event_id": event_id or str(uuid.uuid4()),
         "timestamp": datetime.now(UTC).isoformat(),
         "visitor_id": visitor_id,
-        "experiment": EXPERIMENT,
+        "experiment": DEFAULT_EXPERIMENT,
         "variant": assignment["variant"],
         "event_type": event_type,
         "in_experiment": assignment.get("in_experiment", True),
@@ -65,10 +65,7 @@ def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_i
     }
     if properties:
         event["properties"] = properties
-    try:
-        [parsed] = parse_events(event)
-    except EventValidationError as exc:
-        raise ApiError(400, "invalid event", exc.errors, code="invalid_event") from exc
+    [parsed] = parse_events(event)
     wire = parsed.model_dump(mode="json", exclude_none=True)
     current_app.extensions["outbox"].enqueue([wire])
     return wire["event_id"]
@@ -79,16 +76,15 @@ def _ab():
 
 
 def _assignment(visitor_id: str) -> dict[str, Any]:
-    return _ab().assignment(visitor_id, EXPERIMENT)
+    return _ab().assignment(visitor_id, DEFAULT_EXPERIMENT)
 
 
 def _forced_variant(value: str | None) -> str | None:
     """A QA override (?force_variant=B): honoured only for a variant the experiment has."""
     if not value:
         return None
-    experiment = _ab().experiment(EXPERIMENT) or {}
-    names = [v["name"] for v in experiment.get("variants", [])]
-    return value if value in names else None
+    experiment = _ab().experiment(DEFAULT_EXPERIMENT)
+    return value if experiment is not None and value in experiment.variant_names else None
 
 
 def _page(visitor_id: str, variant: str, toggles: dict[str, Any], status: int = 200, forced: bool = False,
@@ -115,9 +111,9 @@ def index():
 def theme():
     """The visitor's accent colour as a CSS variable (a validated #rrggbb value; no inline styles needed)."""
     visitor_id, _ = _visitor_id()
-    color = _ab().flags_for(visitor_id).get("accent_color", "#3b5bdb")
+    color = _ab().flags_for(visitor_id).get("accent_color")
     if not isinstance(color, str) or not COLOR_PATTERN.match(color):
-        color = "#3b5bdb"
+        color = default_value("accent_color")
     response = current_app.response_class(f":root {{ --accent: {color}; }}\n", mimetype="text/css")
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -6,4 +6,4 @@ from metrics_service import create_app
 if __name__ == "__main__":
     settings = Settings.from_env("metrics_service")
     configure_logging(settings.log_level)
-    run_dev_server(create_app(), settings.port)
+    run_dev_server(create_app(settings), settings.port)

@@ -31,12 +31,12 @@ from sqlalchemy import (
 )
 
 from core.db import find_rows, insert_new, insert_rows, upsert_rows
+from core.events import EVENT_BITS, EVENT_TYPES
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 PERIODS = {"h": HOUR_MS, "d": DAY_MS}
 ANY_TYPE = "*"
-EVENT_BITS = {"page_view": 1, "cta_click": 2, "form_submit": 4}
 
 
 def define(metadata: MetaData) -> dict[str, Table]:
@@ -133,7 +133,7 @@ class Recent:
             self._old, self._young = self._young, {}
 
 
-ANY_BIT = 8  # beside EVENT_BITS: "some event" in a period (the "*" rows of visitor_periods)
+ANY_BIT = 1 << len(EVENT_TYPES)  # beside EVENT_BITS: "some event" in a period (the "*" rows of visitor_periods)
 
 
 class VisitorMemo:

@@ -5,20 +5,17 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app
 
-from core.events import EventValidationError, parse_events, to_row
-from core.web import ApiError, json_body
+from core.events import parse_events, to_row
+from core.web import json_body
+from metrics_service.schemas import Accepted
 
 bp = Blueprint("ingest", __name__)
 
 
 @bp.post("/events")
 def post_events():
-    payload = json_body()
-    try:
-        parsed = parse_events(payload)
-    except EventValidationError as exc:
-        raise ApiError(400, f"{len(exc.errors)} problem(s) in the events", exc.errors, code="invalid_events") from exc
+    parsed = parse_events(json_body())
     received_at = datetime.now(UTC)
     rows = [to_row(event, received_at) for event in parsed]
     stored = current_app.extensions["metrics_store"].insert_events(rows)
-    return {"accepted": stored, "duplicates": len(rows) - stored}, 202
+    return Accepted(accepted=stored, duplicates=len(rows) - stored).model_dump(), 202

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 from scipy import integrate, stats
@@ -132,66 +133,94 @@ def srm_test(visitors: Sequence[int], weights: Sequence[float]) -> float | None:
     return float(p_value)
 
 
-def enough_data(arms: Sequence[Arm]) -> bool:
+def enough_data(arms: Sequence[Arm | VariantResult]) -> bool:
     return bool(arms) and all(a.visitors >= MIN_VISITORS and a.conversions >= MIN_CONVERSIONS for a in arms)
 
 
-def _pct(value: float) -> str:
-    return f"{value * 100:+.1f}%"
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant's readout; the comparisons with the control are None on the control itself."""
+
+    variant: str
+    visitors: int
+    conversions: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    uplift: float | None = None
+    uplift_ci_low: float | None = None
+    uplift_ci_high: float | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    p_value_sequential: float | None = None
+    chance_to_beat_control: float | None = None
 
 
-def verdict(metric: str, control: Arm, rows: Sequence[dict], srm_mismatch: bool, arms: Sequence[Arm]) -> str:
-    """One plain sentence; no winner before every arm has MIN_VISITORS visitors and MIN_CONVERSIONS conversions."""
+@dataclass(frozen=True)
+class SrmResult:
+    p_value: float | None
+    mismatch: bool
+    expected_weights: dict[str, float]
+
+
+class VerdictCode(StrEnum):
+    SAMPLE_RATIO_MISMATCH = "sample_ratio_mismatch"  # visitors are not split as configured
+    NOT_ENOUGH_DATA = "not_enough_data"  # some variant below MIN_VISITORS or MIN_CONVERSIONS
+    NO_DIFFERENCE = "no_difference"  # no always-valid p-value below alpha
+    SIGNIFICANT = "significant"  # `variant` differs from the control: the largest uplift among the significant
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the readout allows to say, as a code and the variant it is about (the significant one, or
+    the one furthest from enough data); the words are written where the answer is built."""
+
+    code: VerdictCode
+    variant: VariantResult | None = None
+
+
+@dataclass(frozen=True)
+class Readout:
+    srm: SrmResult
+    variants: list[VariantResult]  # the control first
+    verdict: Verdict
+
+
+def verdict(variants: Sequence[VariantResult], srm_mismatch: bool, alpha: float = ALPHA) -> Verdict:
+    """No winner before every variant has MIN_VISITORS visitors and MIN_CONVERSIONS conversions;
+    variants[0] is the control."""
     if srm_mismatch:
-        return ("Sample ratio mismatch: visitors are not split as configured, so these results cannot be "
-                "trusted until the cause is fixed.")
-    if not enough_data(arms):
-        smallest = min(arms, key=lambda a: (a.visitors, a.conversions)) if arms else None
-        have = f" (smallest: {smallest.variant} with {smallest.visitors} visitors, {smallest.conversions} " \
-               f"conversions)" if smallest else ""
-        return (f"Not enough data yet: every variant needs at least {MIN_VISITORS} visitors and "
-                f"{MIN_CONVERSIONS} {metric} conversions before a winner can be called{have}.")
-    significant = [r for r in rows if r["p_value_sequential"] is not None and r["p_value_sequential"] < ALPHA]
+        return Verdict(VerdictCode.SAMPLE_RATIO_MISMATCH)
+    if not enough_data(variants):
+        smallest = min(variants, key=lambda v: (v.visitors, v.conversions)) if variants else None
+        return Verdict(VerdictCode.NOT_ENOUGH_DATA, smallest)
+    significant = [v for v in variants[1:] if v.p_value_sequential is not None and v.p_value_sequential < alpha]
     if not significant:
-        return (f"No significant difference from {control.variant} on {metric} yet "
-                f"(always-valid p ≥ {ALPHA}); keep the experiment running or accept no effect.")
-    best = max(significant, key=lambda r: r["uplift"] if r["uplift"] is not None else -math.inf)
-    direction = "beats" if (best["uplift"] or 0) > 0 else "is worse than"
-    interval = ""
-    if best["uplift_ci_low"] is not None:
-        interval = f" (95% CI {_pct(best['uplift_ci_low'])} to {_pct(best['uplift_ci_high'])})"
-    uplift = _pct(best["uplift"]) if best["uplift"] is not None else "n/a"
-    return (f"{best['variant']} {direction} {control.variant} on {metric}: {uplift}{interval}, "
-            f"always-valid p = {best['p_value_sequential']:.3g}.")
+        return Verdict(VerdictCode.NO_DIFFERENCE)
+    best = max(significant, key=lambda v: v.uplift if v.uplift is not None else -math.inf)
+    return Verdict(VerdictCode.SIGNIFICANT, best)
 
 
-def analyse(arms: Sequence[Arm], control: str, weights: dict[str, float], metric: str) -> dict:
-    """The full readout of one metric: per-variant statistics, SRM check and verdict."""
+def _described(arm: Arm, alpha: float) -> dict:
+    low, high = wilson_interval(arm.conversions, arm.visitors, alpha)
+    return {"variant": arm.variant, "visitors": arm.visitors, "conversions": arm.conversions, "rate": arm.rate,
+            "ci_low": low, "ci_high": high}
+
+
+def analyse(arms: Sequence[Arm], control: str, weights: dict[str, float], alpha: float = ALPHA) -> Readout:
+    """The full readout of one metric: per-variant statistics against the control, SRM check, verdict."""
     by_name = {a.variant: a for a in arms}
     control_arm = by_name.get(control, Arm(control, 0, 0))
-    ordered = [control_arm] + [a for a in arms if a.variant != control]
-    rows = []
-    for arm in ordered:
-        low, high = wilson_interval(arm.conversions, arm.visitors)
-        row = {"variant": arm.variant, "visitors": arm.visitors, "conversions": arm.conversions,
-               "rate": arm.rate, "ci_low": low, "ci_high": high,
-               "uplift": None, "uplift_ci_low": None, "uplift_ci_high": None,
-               "p_value": None, "p_value_adjusted": None, "p_value_sequential": None,
-               "chance_to_beat_control": None}
-        if arm is not control_arm:
-            row["uplift"], row["uplift_ci_low"], row["uplift_ci_high"] = relative_uplift(arm, control_arm)
-            row["p_value"] = z_test_p_value(arm, control_arm)
-            row["p_value_sequential"] = sequential_p_value(arm, control_arm)
-            row["chance_to_beat_control"] = chance_to_beat(arm, control_arm)
-        rows.append(row)
-    adjusted = holm_adjust([r["p_value"] for r in rows[1:]])
-    for row, value in zip(rows[1:], adjusted, strict=True):
-        row["p_value_adjusted"] = value
-    expected = {v: weights.get(v, 0.0) for v in (a.variant for a in ordered)}
-    srm_p = srm_test([a.visitors for a in ordered], [expected[a.variant] for a in ordered])
-    mismatch = srm_p is not None and srm_p < SRM_THRESHOLD
-    return {
-        "srm": {"p_value": srm_p, "mismatch": mismatch, "expected_weights": expected},
-        "variants": rows,
-        "verdict": verdict(metric, control_arm, rows[1:], mismatch, ordered),
-    }
+    others = [a for a in arms if a.variant != control]
+    p_values = [z_test_p_value(arm, control_arm) for arm in others]
+    variants = [VariantResult(**_described(control_arm, alpha))]
+    for arm, p_value, adjusted in zip(others, p_values, holm_adjust(p_values), strict=True):
+        uplift, low, high = relative_uplift(arm, control_arm, alpha)
+        variants.append(VariantResult(
+            **_described(arm, alpha), uplift=uplift, uplift_ci_low=low, uplift_ci_high=high,
+            p_value=p_value, p_value_adjusted=adjusted, p_value_sequential=sequential_p_value(arm, control_arm),
+            chance_to_beat_control=chance_to_beat(arm, control_arm)))
+    expected = {v.variant: weights.get(v.variant, 0.0) for v in variants}
+    srm_p = srm_test([v.visitors for v in variants], list(expected.values()))
+    srm = SrmResult(srm_p, srm_p is not None and srm_p < SRM_THRESHOLD, expected)
+    return Readout(srm, variants, verdict(variants, srm.mismatch, alpha))

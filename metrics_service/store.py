@@ -24,13 +24,12 @@ from sqlalchemy import (
 )
 
 from core.db import insert_new, write_transaction
-from core.events import EventRow
+from core.events import EVENT_BITS, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
 from metrics_service.aggregates import (
     ANY_TYPE,
     DAY_MS,
-    EVENT_BITS,
     HOUR_MS,
     Aggregates,
     Counted,
@@ -59,7 +58,6 @@ events = Table(
 
 
 aggregates = Aggregates(metadata)
-BITS = EVENT_BITS
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,7 @@ class MetricsStore:
         table = aggregates.agg_cohorts
         conditions = flt.keys(table) + flt.window(table.c.cohort_hour)
         if flt.event_type:
-            conditions.append(has(table.c.mask, BITS[flt.event_type]))
+            conditions.append(has(table.c.mask, EVENT_BITS[flt.event_type]))
         columns = [func.coalesce(func.sum(case((has(table.c.mask, bits), table.c.visitors), else_=0)), 0).label(name)
                    for name, bits in measures.items()]
         query = select(*([table.c.variant] if group_by else []), *columns).where(and_(True, *conditions))
@@ -172,14 +170,14 @@ class MetricsStore:
         with self.engine.connect() as conn:
             cells = [dict(row) for row in conn.execute(query).mappings()]
         types = sorted({c["event_type"] for c in cells})
-        visitors = {row["variant"]: row for row in self._cohort_sums(flt, True, **{t: BITS[t] for t in types})}
+        visitors = {row["variant"]: row for row in self._cohort_sums(flt, True, **{t: EVENT_BITS[t] for t in types})}
         return [{"variant": c["variant"], "event_type": c["event_type"], "events": int(c["events"]),
                  "visitors": visitors.get(c["variant"], {}).get(c["event_type"], 0)} for c in cells]
 
     def unique_visitors(self, flt: EventFilter, group_by: str | None = None) -> dict[str | None, int]:
         """Distinct visitors overall (key None) or per variant / event_type."""
         if group_by == "event_type":
-            [row] = self._cohort_sums(flt, False, **BITS)
+            [row] = self._cohort_sums(flt, False, **EVENT_BITS)
             return {t: n for t, n in row.items() if n}
         rows = self._cohort_sums(flt, group_by == "variant", visitors=0)
         if group_by == "variant":
@@ -189,7 +187,7 @@ class MetricsStore:
     def exposure_conversions(self, flt: EventFilter, metrics: Sequence[str]) -> list[dict[str, Any]]:
         """Per variant: visitors with a page_view, and how many of them also have each metric event."""
         exposure = EventFilter(flt.experiment, flt.variant, None, flt.since_ms, flt.until_ms)
-        measures = {"visitors": BITS["page_view"], **{m: BITS["page_view"] | BITS[m] for m in metrics}}
+        measures = {"visitors": EVENT_BITS[EXPOSURE], **{m: EVENT_BITS[EXPOSURE] | EVENT_BITS[m] for m in metrics}}
         return self._cohort_sums(exposure, True, **measures)
 
     def funnel(self, flt: EventFilter, steps: Sequence[str]) -> list[dict[str, Any]]:
@@ -197,7 +195,7 @@ class MetricsStore:
         plain = EventFilter(flt.experiment, flt.variant, None, flt.since_ms, flt.until_ms)
         measures, bits = {}, 0
         for step in steps:
-            bits |= BITS[step]
+            bits |= EVENT_BITS[step]
             measures[step] = bits
         return self._cohort_sums(plain, True, **measures)
 
@@ -224,8 +222,8 @@ class MetricsStore:
     def cohorts(self, flt: EventFilter, metric: str) -> list[tuple[str, int, int, int]]:
         """Per (variant, cohort hour): visitors exposed (page_view) and how many of them converted."""
         table = aggregates.agg_cohorts
-        exposed = BITS["page_view"]
-        converted = exposed | BITS[metric]
+        exposed = EVENT_BITS[EXPOSURE]
+        converted = exposed | EVENT_BITS[metric]
         query = (select(table.c.variant, table.c.cohort_hour,
                         func.sum(case((has(table.c.mask, exposed), table.c.visitors), else_=0)).label("exposed"),
                         func.sum(case((has(table.c.mask, converted), table.c.visitors), else_=0)).label("converted"))

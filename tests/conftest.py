@@ -11,7 +11,7 @@ import os
 import pytest
 
 from harness.postgres import Schemas
-from tests.helpers import ADMIN_TOKEN, LiveServer, make_landing
+from tests.helpers import ADMIN_TOKEN, LiveServer, flask_app, make_landing
 
 
 def postgres_base_url() -> str | None:
@@ -45,19 +45,10 @@ def db_url(backend, tmp_path, request):
     return request.getfixturevalue("pg_schema_url")()
 
 
-def _dispose(app):
-    for name in ("ab_store", "metrics_store"):
-        if name in app.extensions:
-            app.extensions[name].engine.dispose()
-
-
 @pytest.fixture
 def ab_app(db_url):
-    from ab_service import create_app
-
-    app = create_app({"TESTING": True, "DATABASE_URL": db_url, "ADMIN_TOKEN": ADMIN_TOKEN})
-    yield app
-    _dispose(app)
+    with flask_app("ab_service", DATABASE_URL=db_url, ADMIN_TOKEN=ADMIN_TOKEN) as app:
+        yield app
 
 
 @pytest.fixture
@@ -67,11 +58,8 @@ def ab_client(ab_app):
 
 @pytest.fixture
 def metrics_app(db_url):
-    from metrics_service import create_app
-
-    app = create_app({"TESTING": True, "DATABASE_URL": db_url})
-    yield app
-    _dispose(app)
+    with flask_app("metrics_service", DATABASE_URL=db_url) as app:
+        yield app
 
 
 @pytest.fixture
@@ -93,11 +81,10 @@ def ab_server(ab_app):
 
 @pytest.fixture
 def metrics_server(tmp_path):
-    from metrics_service import create_app
-
-    server = LiveServer(create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'metrics.db'}"}))
-    yield server
-    server.stop()
+    with flask_app("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}") as app:
+        server = LiveServer(app)
+        yield server
+        server.stop()
 
 
 @pytest.fixture

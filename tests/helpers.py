@@ -1,14 +1,20 @@
 """Helpers the tests reach by import (never from a conftest): in-process servers, the landing app, views."""
 from __future__ import annotations
 
+import importlib
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
 from streamlit.testing.v1 import AppTest
 from werkzeug.serving import make_server
+
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "test-admin-token"
@@ -31,19 +37,30 @@ class LiveServer:
         self.thread.join(5)
 
 
-def make_landing(tmp_path, ab_url, metrics_url, **extra):
+def settings_for(service: str, **env: str) -> Settings:
+    """A service's settings from the given environment alone: a test's own configuration, which
+    replaces the process environment."""
+    return Settings.from_env(service, environ=env)
+
+
+@contextmanager
+def flask_app(service: str, **env: str) -> Iterator[Flask]:
+    """One of the Flask services, configured by the given environment alone; its engine disposed after."""
+    app = importlib.import_module(service).create_app(settings_for(service, **env))
+    try:
+        yield app
+    finally:
+        for name in ("ab_store", "metrics_store"):
+            if name in app.extensions:
+                app.extensions[name].engine.dispose()
+
+
+def make_landing(tmp_path, ab_url, metrics_url, **env):
     from landing import create_app
 
-    config = {
-        "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'landing.db'}",
-        "AB_SERVICE_URL": ab_url,
-        "METRICS_SERVICE_URL": metrics_url,
-        "OUTBOX_AUTOSTART": False,
-        "CONFIG_TTL_SECONDS": 0,
-        **extra,
-    }
-    return create_app(config)
+    return create_app(settings_for(
+        "landing", DATABASE_URL=f"sqlite:///{tmp_path / 'landing.db'}", AB_SERVICE_URL=ab_url,
+        METRICS_SERVICE_URL=metrics_url, OUTBOX_AUTOSTART="false", CONFIG_TTL_SECONDS="0", **env))
 
 
 def open_view(view: str, token: str | None = None) -> AppTest:

@@ -6,15 +6,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.api import Api, BackendError
-
-TOLERANCE = 1e-6
+from core.experiments import MAX_VARIANTS, MIN_VARIANTS, WEIGHT_TOLERANCE
+from dashboard.api import Api
+from dashboard.views import fetched, written
 
 
 def weights_problem(weights: list[float]) -> str | None:
     """The live check shown under the weight inputs."""
     total = sum(weights)
-    if abs(total - 1.0) > TOLERANCE:
+    if abs(total - 1.0) > WEIGHT_TOLERANCE:
         return f"Weights sum to {total:.3f}; they must sum to 1."
     return None
 
@@ -40,19 +40,17 @@ def _create(api: Api) -> None:
     with st.expander("New experiment"):
         key = st.text_input("Key", key="new_key", placeholder="hero_test")
         description = st.text_input("Description", key="new_description")
-        count = int(st.number_input("Number of variants", min_value=2, max_value=10, value=2, key="new_count"))
+        count = int(st.number_input("Number of variants", min_value=MIN_VARIANTS, max_value=MAX_VARIANTS,
+                                    value=MIN_VARIANTS, key="new_count"))
         defaults = [{"name": chr(ord("A") + i), "weight": round(1 / count, 6)} for i in range(count)]
         defaults[-1]["weight"] = round(1 - sum(d["weight"] for d in defaults[:-1]), 6)
         variants = _variant_inputs("new", defaults, names_fixed=False)
         coverage = st.slider("Coverage (% of traffic)", 0, 100, 100, key="new_coverage") / 100
         invalid = bool(weights_problem([v["weight"] for v in variants]))
         if st.button("Create as draft", key="new_create", disabled=invalid):
-            try:
-                api.create_experiment({"key": key.strip(), "description": description, "variants": variants,
-                                       "coverage": coverage, "status": "draft"})
-            except BackendError as exc:
-                st.error(f"Not created: {exc}")
-            else:
+            if written("Not created", api.create_experiment, {
+                    "key": key.strip(), "description": description, "variants": variants, "coverage": coverage,
+                    "status": "draft"}):
                 st.success(f"Created experiment {key.strip()!r} (draft).")
 
 
@@ -68,11 +66,7 @@ def _status_controls(api: Api, experiment: dict[str, Any]) -> None:
         yes, no = st.columns(2)
         if yes.button(f"Yes, {label.lower()} it", key="confirm_status", type="primary"):
             st.session_state.pop("pending_status", None)
-            try:
-                api.update_experiment(key, {"status": target})
-            except BackendError as exc:
-                st.error(f"Not changed: {exc}")
-            else:
+            if written("Not changed", api.update_experiment, key, {"status": target}):
                 st.success(f"Experiment {key!r} is now {target}.")
         if no.button("Cancel", key="cancel_status"):
             st.session_state.pop("pending_status", None)
@@ -90,21 +84,15 @@ def _edit(api: Api, experiment: dict[str, Any]) -> None:
                          key=f"{prefix}_coverage") / 100
     invalid = bool(weights_problem([v["weight"] for v in variants]))
     if st.button("Save changes", key=f"{prefix}_save", disabled=invalid):
-        try:
-            api.update_experiment(experiment["key"], {"variants": variants, "coverage": coverage})
-        except BackendError as exc:
-            st.error(f"Not saved: {exc}")
-        else:
+        if written("Not saved", api.update_experiment, experiment["key"], {"variants": variants, "coverage": coverage}):
             st.success("Saved.")
     _status_controls(api, experiment)
 
 
 def render(api: Api, admin: bool) -> None:
     st.header("Experiments")
-    try:
-        experiments = api.experiments()
-    except BackendError as exc:
-        st.error(f"Experiments are unavailable: {exc}")
+    experiments = fetched("Experiments are unavailable", api.experiments)
+    if experiments is None:
         return
     table = pd.DataFrame(
         [{"key": e["key"], "status": e["status"], "coverage": e["coverage"],

@@ -5,14 +5,17 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from dashboard.api import Api, BackendError
-from dashboard.charts import EVENT_TYPES, explore_chart, timeseries_frame
+from core.events import EVENT_TYPES
+from core.experiments import DEFAULT_EXPERIMENT
+from dashboard.api import Api
+from dashboard.charts import explore_chart, timeseries_frame
+from dashboard.views import fetched
 
 
 def render(api: Api) -> None:
     st.header("Explore")
     top = st.columns(3)
-    experiment = top[0].text_input("Experiment", value="landing", key="explore_experiment")
+    experiment = top[0].text_input("Experiment", value=DEFAULT_EXPERIMENT, key="explore_experiment")
     event_type = top[1].selectbox("Event type", ["All", *EVENT_TYPES], key="explore_event_type")
     interval = top[2].radio("Interval", ["hour", "day"], horizontal=True, key="explore_interval")
     today = datetime.now(UTC).date()
@@ -21,11 +24,9 @@ def render(api: Api) -> None:
     start, end = (span if isinstance(span, tuple) and len(span) == 2 else (today - timedelta(days=7), today))
     since = datetime.combine(start, time.min, UTC).isoformat()
     until = datetime.combine(end + timedelta(days=1), time.min, UTC).isoformat()
-    try:
-        series = api.timeseries(experiment=experiment, event_type=event_type, interval=interval,
-                                since=since, until=until)
-    except BackendError as exc:
-        st.error(f"Time series unavailable: {exc}")
+    series = fetched("Time series unavailable", api.timeseries, experiment=experiment, event_type=event_type,
+                     interval=interval, since=since, until=until)
+    if series is None:
         return
     frame = timeseries_frame(series)
     variants = sorted(frame["variant"].unique())

@@ -6,7 +6,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.api import Api, BackendError
+from core.flags import MAX_STRING
+from dashboard.api import Api
+from dashboard.views import fetched, written
 
 
 def _widget(flag: dict[str, Any]) -> Any:
@@ -19,7 +21,7 @@ def _widget(flag: dict[str, Any]) -> Any:
         return st.number_input(label, value=float(value), key=f"number_{key}", help=help_text)
     if kind == "color":
         return st.color_picker(label, value=value, key=f"color_{key}", help=help_text)
-    return st.text_input(label, value=str(value), key=f"text_{key}", max_chars=200, help=help_text)
+    return st.text_input(label, value=str(value), key=f"text_{key}", max_chars=MAX_STRING, help=help_text)
 
 
 def _same(kind: str, old: Any, new: Any) -> bool:
@@ -34,10 +36,8 @@ def _typed(kind: str, value: Any) -> Any:
 
 def render(api: Api, admin: bool) -> None:
     st.header("Feature toggles")
-    try:
-        flags = api.flags()
-    except BackendError as exc:
-        st.error(f"Toggles are unavailable: {exc}")
+    flags = fetched("Toggles are unavailable", api.flags)
+    if flags is None:
         return
     if not admin:
         st.info("Sign in with the admin token (sidebar) to change toggles.")
@@ -61,14 +61,14 @@ def render(api: Api, admin: bool) -> None:
     if submitted:
         values = {k: _typed(f["type"], v) for k, (f, v, _) in edits.items() if not _same(f["type"], f["value"], v)}
         rollouts = {k: r for k, (f, _, r) in edits.items() if abs(f["rollout"] - r) > 1e-9}
-        try:
+
+        def save() -> None:
             if values:
                 api.save_config(values)
             for key, rollout in rollouts.items():
                 api.update_flag(key, {"rollout": rollout})
-        except BackendError as exc:
-            st.error(f"Not saved: {exc}")
-        else:
+
+        if written("Not saved", save):
             changed = sorted(set(values) | set(rollouts))
             if changed:
                 st.success(f"Saved: {', '.join(changed)}")
@@ -76,10 +76,8 @@ def render(api: Api, admin: bool) -> None:
                 st.info("Nothing changed.")
 
     st.subheader("Audit log")
-    try:
-        entries = api.audit()
-    except BackendError as exc:
-        st.error(f"Audit log unavailable: {exc}")
+    entries = fetched("Audit log unavailable", api.audit)
+    if entries is None:
         return
     frame = pd.DataFrame(entries, columns=["at", "actor", "entity", "key", "action", "old", "new"])
     frame["at"] = pd.to_datetime(frame["at"], unit="ms", utc=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.events import DEFAULT_METRIC, METRICS
+from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api, BackendError
 from dashboard.charts import (
     cumulative_chart,
@@ -13,6 +15,7 @@ from dashboard.charts import (
     rate_interval_chart,
     results_frame,
 )
+from dashboard.views import fetched
 
 
 def _experiment_choice(api: Api) -> tuple[str, dict[str, float] | None]:
@@ -21,10 +24,10 @@ def _experiment_choice(api: Api) -> tuple[str, dict[str, float] | None]:
         experiments = api.experiments()
     except BackendError as exc:
         st.warning(f"Experiment list unavailable ({exc}); assuming equal weights.")
-        return st.text_input("Experiment", value="landing", key="results_experiment_text"), None
+        return st.text_input("Experiment", value=DEFAULT_EXPERIMENT, key="results_experiment_text"), None
     keys = [e["key"] for e in experiments]
     key = st.selectbox("Experiment", keys, key="results_experiment",
-                       index=keys.index("landing") if "landing" in keys else 0)
+                       index=keys.index(DEFAULT_EXPERIMENT) if DEFAULT_EXPERIMENT in keys else 0)
     chosen = next(e for e in experiments if e["key"] == key)
     return key, {v["name"]: float(v["weight"]) for v in chosen["variants"]}
 
@@ -34,11 +37,9 @@ def render(api: Api) -> None:
     left, right = st.columns(2)
     with left:
         experiment, weights = _experiment_choice(api)
-    metric = right.selectbox("Metric", ["form_submit", "cta_click"], key="results_metric")
-    try:
-        results = api.results(experiment, metric, weights)
-    except BackendError as exc:
-        st.error(f"Results are unavailable: {exc}")
+    metric = right.selectbox("Metric", METRICS, index=METRICS.index(DEFAULT_METRIC), key="results_metric")
+    results = fetched("Results are unavailable", api.results, experiment, metric, weights)
+    if results is None:
         return
 
     if results["srm"]["mismatch"]:
@@ -60,12 +61,11 @@ def render(api: Api) -> None:
         charts[1].altair_chart(forest_chart(frame), width="stretch")
 
     interval = st.radio("Interval", ["hour", "day"], horizontal=True, key="results_interval")
-    try:
-        cumulative = cumulative_frame(api.cumulative(experiment, metric, interval))
-        funnel = funnel_frame(api.funnel(experiment))
-    except BackendError as exc:
-        st.error(f"Time series unavailable: {exc}")
+    series = fetched("Time series unavailable", api.cumulative, experiment, metric, interval)
+    steps = None if series is None else fetched("Time series unavailable", api.funnel, experiment)
+    if steps is None:
         return
+    cumulative, funnel = cumulative_frame(series), funnel_frame(steps)
     if not cumulative.empty:
         st.altair_chart(cumulative_chart(cumulative), width="stretch")
     if not funnel.empty:

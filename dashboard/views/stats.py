@@ -3,26 +3,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.api import Api, BackendError
-from dashboard.charts import EVENT_TYPES, conversion_chart, conversion_frame, events_chart, matrix_frame
+from core.events import EVENT_TYPES
+from core.experiments import DEFAULT_EXPERIMENT
+from dashboard.api import Api
+from dashboard.charts import conversion_chart, conversion_frame, events_chart, matrix_frame
+from dashboard.views import fetched
 
 
 def render(api: Api) -> None:
     st.header("Stats")
     left, middle, right = st.columns(3)
-    experiment = left.text_input("Experiment", value="landing", key="stats_experiment")
-    try:
-        everything = api.stats(experiment=experiment)
-    except BackendError as exc:
-        st.error(f"Stats are unavailable: {exc}")
+    experiment = left.text_input("Experiment", value=DEFAULT_EXPERIMENT, key="stats_experiment")
+    everything = fetched("Stats are unavailable", api.stats, experiment=experiment)
+    if everything is None:
         return
     variants = sorted(everything.get("by_variant", {}))
     variant = middle.selectbox("Variant", ["All", *variants], key="stats_variant")
     event_type = right.selectbox("Event type", ["All", *EVENT_TYPES], key="stats_event_type")
-    try:
-        stats = api.stats(experiment=experiment, variant=variant, event_type=event_type)
-    except BackendError as exc:
-        st.error(f"Stats are unavailable: {exc}")
+    stats = fetched("Stats are unavailable", api.stats, experiment=experiment, variant=variant, event_type=event_type)
+    if stats is None:
         return
 
     total, visitors = st.columns(2)

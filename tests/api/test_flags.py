@@ -1,6 +1,7 @@
 import pytest
 
 from core.flags import in_rollout
+from tests.helpers import settings_for
 
 
 def test_flags_list_has_typed_definitions(ab_client):
@@ -62,7 +63,8 @@ def test_rollout_resolves_per_visitor_and_only_grows(ab_client, admin_headers):
 def test_flag_changes_are_audited_with_the_token_name(db_url):
     from ab_service import create_app
 
-    app = create_app({"DATABASE_URL": db_url, "ADMIN_TOKEN": "root-token", "ADMIN_TOKENS": (("alice", "alice-t"),)})
+    app = create_app(settings_for("ab_service", DATABASE_URL=db_url, ADMIN_TOKEN="root-token",
+                                  ADMIN_TOKENS="alice:alice-t"))
     client = app.test_client()
     alice = {"Authorization": "Bearer alice-t"}
     assert client.post("/config", json={"cta_text": "Hello"}, headers=alice).status_code == 200

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from metrics_service.store import events
-from tests.helpers import make_landing
+from tests.helpers import make_landing, settings_for
 
 GOOD = {"visitor_id": "v1", "variant": "A", "event_type": "page_view"}
 SQL = "'; DROP TABLE events; --"
@@ -154,7 +154,8 @@ def test_public_event_endpoints_are_rate_limited(tmp_path, ab_server, metrics_se
 def test_cors_is_an_allowlist(db_url):
     from ab_service import create_app
 
-    client = create_app({"DATABASE_URL": db_url, "CORS_ORIGINS": ("https://admin.example.com",)}).test_client()
+    client = create_app(settings_for("ab_service", DATABASE_URL=db_url,
+                                   CORS_ORIGINS="https://admin.example.com")).test_client()
     allowed = client.get("/config", headers={"Origin": "https://admin.example.com"})
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://admin.example.com"
     other = client.get("/config", headers={"Origin": "https://evil.example.com"})
@@ -162,7 +163,7 @@ def test_cors_is_an_allowlist(db_url):
     preflight = client.options("/config", headers={"Origin": "https://evil.example.com",
                                                    "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in preflight.headers
-    closed = create_app({"DATABASE_URL": db_url}).test_client()
+    closed = create_app(settings_for("ab_service", DATABASE_URL=db_url)).test_client()
     assert "Access-Control-Allow-Origin" not in closed.get("/config", headers={"Origin": "https://x.io"}).headers
 
 

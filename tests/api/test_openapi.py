@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.helpers import ADMIN_TOKEN, make_landing
+from tests.helpers import ADMIN_TOKEN, make_landing, settings_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -23,7 +23,8 @@ def any_app(request, tmp_path, closed_port_url):
     if request.param == "landing":
         return make_landing(tmp_path, closed_port_url, closed_port_url)
     module = __import__(request.param)
-    return module.create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "ADMIN_TOKEN": ADMIN_TOKEN})
+    return module.create_app(settings_for(request.param, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+                                          ADMIN_TOKEN=ADMIN_TOKEN))
 
 
 def served_operations(app) -> set[tuple[str, str]]:
@@ -74,14 +75,15 @@ def fuzz(app, headers=None) -> int:
 def test_fuzz_ab_service(tmp_path):
     from ab_service import create_app
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'ab.db'}", "ADMIN_TOKEN": ADMIN_TOKEN})
+    app = create_app(settings_for("ab_service", DATABASE_URL=f"sqlite:///{tmp_path / 'ab.db'}",
+                                  ADMIN_TOKEN=ADMIN_TOKEN))
     assert fuzz(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) > 100
 
 
 def test_fuzz_metrics_service(tmp_path):
     from metrics_service import create_app
 
-    assert fuzz(create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"})) > 100
+    assert fuzz(create_app(settings_for("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}"))) > 100
 
 
 def test_fuzz_landing(tmp_path, closed_port_url):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 
-from tests.helpers import ADMIN_TOKEN, LiveServer
+from tests.helpers import ADMIN_TOKEN, LiveServer, settings_for
 
 
 @pytest.fixture
@@ -12,8 +12,10 @@ def backends(tmp_path, monkeypatch):
     from ab_service import create_app as create_ab
     from metrics_service import create_app as create_metrics
 
-    ab = LiveServer(create_ab({"DATABASE_URL": f"sqlite:///{tmp_path / 'ab.db'}", "ADMIN_TOKEN": ADMIN_TOKEN}))
-    metrics = LiveServer(create_metrics({"DATABASE_URL": f"sqlite:///{tmp_path / 'metrics.db'}"}))
+    ab = LiveServer(create_ab(settings_for("ab_service", DATABASE_URL=f"sqlite:///{tmp_path / 'ab.db'}",
+                                           ADMIN_TOKEN=ADMIN_TOKEN)))
+    metrics = LiveServer(create_metrics(settings_for("metrics_service",
+                                                     DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}")))
     monkeypatch.setenv("AB_SERVICE_URL", ab.url)
     monkeypatch.setenv("METRICS_SERVICE_URL", metrics.url)
     st.cache_data.clear()

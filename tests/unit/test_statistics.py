@@ -9,6 +9,8 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from metrics_service.statistics import (
     Arm,
+    Verdict,
+    VerdictCode,
     analyse,
     chance_to_beat,
     holm_adjust,
@@ -161,36 +163,53 @@ def test_sequential_p_value_finds_a_real_effect():
 
 def test_analyse_three_variants():
     arms = [Arm("A", 1000, 100), Arm("B", 1000, 150), Arm("C", 1000, 90)]
-    result = analyse(arms, "A", {"A": 1 / 3, "B": 1 / 3, "C": 1 / 3}, "form_submit")
-    rows = {r["variant"]: r for r in result["variants"]}
-    assert [r["variant"] for r in result["variants"]] == ["A", "B", "C"]
-    assert rows["A"]["uplift"] is None and rows["A"]["p_value"] is None
-    raw = [rows["B"]["p_value"], rows["C"]["p_value"]]
-    assert [rows["B"]["p_value_adjusted"], rows["C"]["p_value_adjusted"]] == pytest.approx(
+    result = analyse(arms, "A", {"A": 1 / 3, "B": 1 / 3, "C": 1 / 3})
+    rows = {r.variant: r for r in result.variants}
+    assert [r.variant for r in result.variants] == ["A", "B", "C"]
+    assert rows["A"].uplift is None and rows["A"].p_value is None
+    raw = [rows["B"].p_value, rows["C"].p_value]
+    assert [rows["B"].p_value_adjusted, rows["C"].p_value_adjusted] == pytest.approx(
         list(multipletests(raw, method="holm")[1])
     )
-    assert rows["B"]["chance_to_beat_control"] > 0.99
-    assert result["srm"]["mismatch"] is False
-    assert result["verdict"].startswith("B beats A on form_submit")
+    assert rows["B"].chance_to_beat_control > 0.99
+    assert result.srm.mismatch is False
+    assert result.verdict == Verdict(VerdictCode.SIGNIFICANT, rows["B"])
+    assert rows["B"].uplift > 0
 
 
 def test_no_winner_before_minimum_data():
     arms = [Arm("A", 99, 10), Arm("B", 99, 60)]
-    result = analyse(arms, "A", {"A": 0.5, "B": 0.5}, "cta_click")
-    assert result["variants"][1]["p_value"] < 0.001
-    assert result["verdict"].startswith("Not enough data yet")
-    few_conversions = analyse([Arm("A", 5000, 24), Arm("B", 5000, 90)], "A", {"A": 0.5, "B": 0.5}, "cta_click")
-    assert few_conversions["verdict"].startswith("Not enough data yet")
+    result = analyse(arms, "A", {"A": 0.5, "B": 0.5})
+    assert result.variants[1].p_value < 0.001
+    assert result.verdict == Verdict(VerdictCode.NOT_ENOUGH_DATA, result.variants[0])
+    few_conversions = analyse([Arm("A", 5000, 24), Arm("B", 5000, 90)], "A", {"A": 0.5, "B": 0.5})
+    assert few_conversions.verdict == Verdict(VerdictCode.NOT_ENOUGH_DATA, few_conversions.variants[0])
 
 
 def test_srm_overrides_the_verdict():
-    result = analyse([Arm("A", 6000, 600), Arm("B", 4000, 600)], "A", {"A": 0.5, "B": 0.5}, "cta_click")
-    assert result["srm"]["mismatch"] is True
-    assert result["verdict"].startswith("Sample ratio mismatch")
+    result = analyse([Arm("A", 6000, 600), Arm("B", 4000, 600)], "A", {"A": 0.5, "B": 0.5})
+    assert result.srm.mismatch is True
+    assert result.verdict.code == VerdictCode.SAMPLE_RATIO_MISMATCH
+
+
+def test_no_difference_is_said_once_there_is_enough_data():
+    result = analyse([Arm("A", 5000, 500), Arm("B", 5000, 505)], "A", {"A": 0.5, "B": 0.5})
+    assert result.verdict == Verdict(VerdictCode.NO_DIFFERENCE)
+
+
+def test_alpha_sets_the_interval_level_and_the_threshold():
+    arms = [Arm("A", 1000, 100), Arm("B", 1000, 150)]
+    strict, loose = (analyse(arms, "A", {"A": 0.5, "B": 0.5}, alpha) for alpha in (0.01, 0.2))
+    assert (strict.variants[1].ci_low, strict.variants[1].ci_high) == pytest.approx(
+        proportion_confint(150, 1000, alpha=0.01, method="wilson"))
+    assert strict.variants[1].uplift_ci_low < loose.variants[1].uplift_ci_low
+    p = strict.variants[1].p_value_sequential
+    assert 0.01 < p < 0.2
+    assert strict.verdict.code == VerdictCode.NO_DIFFERENCE and loose.verdict.code == VerdictCode.SIGNIFICANT
 
 
 def test_analyse_with_no_data():
-    result = analyse([], "A", {"A": 0.5, "B": 0.5}, "cta_click")
-    assert result["variants"][0] == {**result["variants"][0], "variant": "A", "visitors": 0, "rate": None}
-    assert result["srm"]["p_value"] is None
-    assert result["verdict"].startswith("Not enough data yet")
+    result = analyse([], "A", {"A": 0.5, "B": 0.5})
+    assert (result.variants[0].variant, result.variants[0].visitors, result.variants[0].rate) == ("A", 0, None)
+    assert result.srm.p_value is None
+    assert result.verdict.code == VerdictCode.NOT_ENOUGH_DATA

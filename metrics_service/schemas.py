@@ -1,0 +1,225 @@
+"""metrics_service's query parameters and answers (pydantic): routes parse with them and build their
+answers with them, and the OpenAPI description is built from them."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from core.events import DEFAULT_METRIC, METRICS, EventType, Metric, to_millis
+from core.experiments import WEIGHT_TOLERANCE
+from core.keys import KEY_PATTERN, MAX_KEY_LENGTH
+from metrics_service.series import INTERVALS_MS
+from metrics_service.statistics import SrmResult, VariantResult
+
+Interval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
+# A filter value is matched as given (it is not checked against the key pattern: it finds nothing).
+Name = Annotated[str, Field(max_length=MAX_KEY_LENGTH)]
+
+
+def parse_time(value: Any) -> Any:
+    """ISO 8601, a date or a date-time (naive means UTC) -> an aware datetime."""
+    if not isinstance(value, str):
+        return value
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError("not an ISO 8601 date or date-time") from exc
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+Time = Annotated[datetime, BeforeValidator(parse_time)]
+
+
+def parse_weights(text: Any) -> Any:
+    """"A:0.5,B:0.5" -> {"A": 0.5, "B": 0.5}; ValueError naming the problem."""
+    if not isinstance(text, str):
+        return text
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition(":")
+        if not sep or not name or not re.match(KEY_PATTERN, name):
+            raise ValueError(f"malformed entry {part.strip()!r}: expected VARIANT:WEIGHT")
+        try:
+            weight = float(value)
+        except ValueError as exc:
+            raise ValueError(f"weight of {name!r} is not a number") from exc
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"weight of {name!r} must be a non-negative number")
+        if name in weights:
+            raise ValueError(f"variant {name!r} appears twice")
+        weights[name] = weight
+    if len(weights) < 2:
+        raise ValueError("at least two variants are needed")
+    if abs(sum(weights.values()) - 1.0) > WEIGHT_TOLERANCE:
+        raise ValueError(f"weights sum to {sum(weights.values()):g}, not 1")
+    return weights
+
+
+Weights = Annotated[dict[str, float], BeforeValidator(parse_weights),
+                    WithJsonSchema({"type": "string", "description": "A:0.5,B:0.5"})]
+
+
+# Query parameters ------------------------------------------------------------------------------------
+
+class Query(BaseModel):
+    """Query-string parameters: an empty value is an absent parameter; unknown parameters are ignored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v != ""} if isinstance(data, Mapping) else data
+
+
+class Window(Query):
+    """A time window on whole hours (see EventFilter)."""
+
+    since: Time | None = Field(None, description="ISO 8601, inclusive")
+    until: Time | None = Field(None, description="ISO 8601, exclusive")
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Window:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("window", "after until"), loc=("since",), input=self.since.isoformat())])
+        return self
+
+    @property
+    def since_ms(self) -> int | None:
+        return None if self.since is None else to_millis(self.since)
+
+    @property
+    def until_ms(self) -> int | None:
+        return None if self.until is None else to_millis(self.until)
+
+
+class StatsQuery(Window):
+    experiment: Name | None = None
+    variant: Name | None = None
+    event_type: EventType | None = None
+
+
+class TimeseriesQuery(StatsQuery):
+    interval: Interval = "hour"
+
+
+class ResultsQuery(Window):
+    metric: Metric = DEFAULT_METRIC
+    control: Name | None = Field(None, description="the control variant; default: the first of weights")
+    weights: Weights | None = None
+
+
+class CumulativeQuery(Window):
+    metric: Metric = DEFAULT_METRIC
+    interval: Interval = "hour"
+
+
+# Answers ---------------------------------------------------------------------------------------------
+
+class Accepted(BaseModel):
+    accepted: int
+    duplicates: int
+
+
+class Counts(BaseModel):
+    events: int
+    visitors: int
+
+
+class Cell(BaseModel):
+    variant: str
+    event_type: str
+    events: int
+    visitors: int
+
+
+class MetricConversion(BaseModel):
+    visitors: int
+    rate: float | None
+
+
+# Visitors with a page_view, and how many of them also have each metric event.
+VariantConversion = create_model("VariantConversion", visitors=(int, ...),
+                                 **{metric: (MetricConversion, ...) for metric in METRICS})
+
+
+class Stats(BaseModel):
+    total_events: int
+    unique_visitors: int
+    by_variant: dict[str, Counts]
+    by_event_type: dict[str, Counts]
+    matrix: list[Cell]
+    conversion: dict[str, VariantConversion]  # type: ignore[valid-type]
+    filters: dict[str, str | None]
+
+
+class EventPoint(BaseModel):
+    bucket: str
+    variant: str
+    events: int
+    visitors: int
+
+
+class EventSeries(BaseModel):
+    interval: Interval
+    series: list[EventPoint]
+
+
+class FunnelStep(BaseModel):
+    step: str
+    visitors: int
+    conversion_from_previous: float | None
+    conversion_from_start: float | None
+
+
+class FunnelVariant(BaseModel):
+    variant: str
+    steps: list[FunnelStep]
+
+
+class Funnel(BaseModel):
+    experiment: str | None
+    steps: list[str]
+    variants: list[FunnelVariant]
+
+
+class Results(BaseModel):
+    """The readout of one metric: per variant (the control first), the SRM check and the verdict."""
+
+    experiment: str
+    metric: Metric
+    control: str | None
+    srm: SrmResult
+    variants: list[VariantResult]
+    verdict: str
+
+
+class CumulativePoint(BaseModel):
+    bucket: str
+    variant: str
+    visitors: int
+    conversions: int
+    rate: float
+
+
+class CumulativeSeries(BaseModel):
+    experiment: str
+    metric: Metric
+    interval: Interval
+    series: list[CumulativePoint]

@@ -1,0 +1,50 @@
+"""Settings come from one environment mapping; the apps read only that object."""
+import pytest
+
+from core.settings import Settings
+from tests.helpers import settings_for
+
+
+def test_defaults_name_the_service_and_its_database():
+    settings = Settings.from_env("metrics_service", environ={"DATA_DIR": "/srv/lab"})
+    assert settings.port == 5001
+    assert settings.database_url == "sqlite:////srv/lab/metrics_service.db"
+    assert settings.admin_token == "" and settings.named_tokens == ()
+    assert settings.outbox_autostart is True and settings.config_ttl_seconds == 1.0
+
+
+def test_values_are_parsed_from_the_environment():
+    settings = Settings.from_env("landing", environ={
+        "PORT": "9000", "AB_SERVICE_URL": "http://ab:5002/", "ADMIN_TOKENS": "alice:one, bob:two",
+        "CORS_ORIGINS": "https://a.example, https://b.example", "OUTBOX_AUTOSTART": "off",
+        "CONFIG_TTL_SECONDS": "0", "TRUSTED_PROXY_HOPS": "1", "OUTBOX_MAX_BACKOFF_SECONDS": "2.5"})
+    assert settings.port == 9000
+    assert settings.ab_service_url == "http://ab:5002"
+    assert settings.named_tokens == (("alice", "one"), ("bob", "two"))
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.outbox_autostart is False and settings.config_ttl_seconds == 0
+    assert settings.proxy_hops == 1 and settings.outbox_max_backoff == 2.5
+
+
+@pytest.mark.parametrize("environ", [{"ADMIN_TOKENS": "no-colon"}, {"OUTBOX_AUTOSTART": "maybe"}, {"PORT": "x"}])
+def test_malformed_values_are_refused_at_start(environ):
+    with pytest.raises(ValueError):
+        Settings.from_env("landing", environ=environ)
+
+
+def test_a_test_environment_replaces_the_process_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADMIN_TOKEN", "from-the-process")
+    assert settings_for("ab_service").admin_token == ""
+    assert Settings.from_env("ab_service").admin_token == "from-the-process"
+
+
+def test_the_app_reads_its_body_limit_from_the_settings(tmp_path):
+    from metrics_service import create_app
+
+    app = create_app(settings_for("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}",
+                                  MAX_BODY_BYTES="200"))
+    client = app.test_client()
+    event = {"visitor_id": "v1", "variant": "A", "event_type": "page_view"}
+    assert client.post("/events", json=event).status_code == 202
+    assert client.post("/events", json={**event, "properties": {"pad": "x" * 300}}).status_code == 413
+    app.extensions["metrics_store"].engine.dispose()
