@@ -173,9 +173,9 @@ class AbStore:
         rows = [row for group in groups for row in group]
         keys = list(dict.fromkeys((experiment, visitor_id) for experiment, visitor_id, *_ in rows))
         with write_transaction(self.engine) as conn:
-            insert_new(conn, "assignments", ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
+            insert_new(conn, assignments.name, ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
             stored = {(e, v): variant for e, v, variant in find_rows(
-                conn, "assignments", ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}
+                conn, assignments.name, ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}
         return [stored[group[0][:2]] for group in groups]
 
     # flags -------------------------------------------------------------------

@@ -7,7 +7,9 @@ from typing import Any
 
 from core.events import from_millis
 
-INTERVALS_MS = {"hour": 3_600_000, "day": 86_400_000}
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+INTERVALS_MS = {"hour": HOUR_MS, "day": DAY_MS}
 
 
 def iso(ms: int) -> str:

@@ -27,15 +27,9 @@ from core.db import insert_new, write_transaction
 from core.events import EVENT_BITS, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
-from metrics_service.aggregates import (
-    ANY_TYPE,
-    DAY_MS,
-    HOUR_MS,
-    Aggregates,
-    Counted,
-    Known,
-    floor_to,
-)
+from metrics_service.aggregates import ANY_TYPE, Aggregates, Counted
+from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
+from metrics_service.visitor_memory import Known
 
 metadata = MetaData()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -82,7 +76,7 @@ class EventFilter:
     def window(self, column) -> list:
         conditions = []
         if self.since_ms is not None:
-            conditions.append(column >= floor_to(self.since_ms, HOUR_MS))
+            conditions.append(column >= bucket_start(self.since_ms, HOUR_MS))
         if self.until_ms is not None:
             conditions.append(column < self.until_ms)
         return conditions
@@ -113,7 +107,7 @@ class MetricsStore:
     def _write(self, batches: list[Sequence[EventRow]]) -> list[int]:
         """One transaction for several callers' rows; how many rows of each caller were new."""
         with write_transaction(self.engine) as conn:
-            stored = insert_new(conn, "events", EventRow._fields, [row for batch in batches for row in batch],
+            stored = insert_new(conn, events.name, EventRow._fields, [row for batch in batches for row in batch],
                                 key=("event_id",))
             new_ids = {row.event_id for row in stored}
             counts = []

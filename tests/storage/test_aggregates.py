@@ -5,14 +5,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from core.db import make_engine
 from core.events import parse_events, to_row
 from core.migrate import _config, upgrade
 from metrics_service import store as metrics_store
-from metrics_service.aggregates import snapshot
 from metrics_service.store import EventFilter, MetricsStore, aggregates, events
+
+
+def snapshot(conn, aggregates) -> dict[str, set[tuple]]:
+    """Every aggregate row except zero counters, for comparing maintained and rebuilt aggregates."""
+    counters = {aggregates.agg_events: "events", aggregates.agg_cohorts: "visitors", aggregates.agg_active: "visitors"}
+    result = {}
+    for table in aggregates.tables:
+        rows = conn.execute(select(table)).all()
+        if table in counters:
+            index = list(table.c.keys()).index(counters[table])
+            rows = [r for r in rows if r[index] != 0]
+        result[table.name] = {tuple(r) for r in rows}
+    return result
 
 
 def random_events(rng: random.Random, count: int) -> list[dict]:
@@ -62,8 +74,6 @@ def test_maintained_aggregates_equal_a_rebuild(metrics):
 def test_queries_match_counts_from_raw_events(metrics):
     rows = random_events(random.Random(5), 800)
     metrics.insert_events([to_row(e) for e in parse_events(rows)])
-    from sqlalchemy import func, select
-
     with metrics.engine.connect() as conn:
         raw_events = conn.execute(select(func.count()).select_from(events).where(events.c.excluded.is_(None))
                                   .where(events.c.experiment == "landing")).scalar_one()
