@@ -1,38 +1,41 @@
-"""Figures 3 and 5: /assign for new and returning visitors, and the landing page render, against the ceiling."""
+"""/assign for returning and new visitors against the trivial GET JSON ceiling."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 
-from bench.common import Result, compare, free_port, gunicorn
+from bench.services import Memory, Servers
+from bench.settings import Settings
+from bench.wrk import Figure, Target, compare
+from harness.processes import ServiceProcess
 
-RETURNING = 2_000
-
-
-def assign(data: Path) -> dict[str, Result]:
-    ab_port, ceiling_port = free_port(), free_port()
-    with gunicorn("ab_service:create_app()", ab_port, {"DATABASE_URL": f"sqlite:///{data / 'ab.db'}"}), \
-            gunicorn("bench.ceiling:create_app()", ceiling_port, {}):
-        url = f"http://127.0.0.1:{ab_port}/assign"
-        for n in range(RETURNING):  # make them returning visitors
-            requests.get(url, params={"visitor_id": f"back-{n}"}, timeout=10)
-        ceiling = f"http://127.0.0.1:{ceiling_port}/assign"
-        return compare({
-            "new": lambda s, n: s.get(url, params={"visitor_id": f"new-{n}"}),
-            "returning": lambda s, n: s.get(url, params={"visitor_id": f"back-{n % RETURNING}"}),
-            "ceiling": lambda s, n: s.get(ceiling, params={"visitor_id": f"new-{n}"}),
-        })
+RETURNING = 2_000  # visitors assigned before the clock starts; the returning-visitor runs cycle through them
 
 
-def landing(data: Path) -> dict[str, Result]:
-    ab_port, metrics_port, landing_port, ceiling_port = free_port(), free_port(), free_port(), free_port()
-    env = {"AB_SERVICE_URL": f"http://127.0.0.1:{ab_port}", "METRICS_SERVICE_URL": f"http://127.0.0.1:{metrics_port}",
-           "RATE_LIMIT_IP": "", "RATE_LIMIT_VISITOR": ""}
-    with gunicorn("ab_service:create_app()", ab_port, {**env, "DATABASE_URL": f"sqlite:///{data / 'lab.db'}"}), \
-            gunicorn("metrics_service:create_app()", metrics_port,
-                     {**env, "DATABASE_URL": f"sqlite:///{data / 'lmetrics.db'}"}), \
-            gunicorn("landing:create_app()", landing_port, {**env, "DATABASE_URL": f"sqlite:///{data / 'land.db'}"}), \
-            gunicorn("bench.ceiling:create_app()", ceiling_port, {}):
-        page, ceiling = f"http://127.0.0.1:{landing_port}/", f"http://127.0.0.1:{ceiling_port}/"
-        return compare({"landing": lambda s, n: s.get(page), "ceiling": lambda s, n: s.get(ceiling)})
+def assign_returning(service: ServiceProcess, count: int = RETURNING) -> None:
+    """Make back-0 .. back-(count-1) returning visitors of the `landing` experiment."""
+    with requests.Session() as session, ThreadPoolExecutor(8) as pool:
+        for response in pool.map(lambda n: session.get(f"{service.url}/assign", timeout=30,
+                                                       params={"visitor_id": f"back-{n}", "experiment": "landing"}),
+                                 range(count)):
+            response.raise_for_status()
+
+
+def assign(settings: Settings, data: Path, memory: list[Memory]) -> dict[str, Figure]:
+    """ab_service on SQLite (and on PostgreSQL with settings.database_url) and the ceiling; targets
+    named "<backend> returning", "<backend> new" and "ceiling"."""
+    with Servers(data / "assign", memory, "/assign") as servers:
+        backends = {"SQLite": servers.gunicorn("ab_service")}
+        if settings.database_url:
+            backends["PostgreSQL"] = servers.gunicorn("ab_service", "ab_service (PostgreSQL)",
+                                                      DATABASE_URL=servers.schema(settings.database_url))
+        ceiling = servers.gunicorn("ceiling")
+        targets = []
+        for name, service in backends.items():
+            assign_returning(service)
+            targets += [Target(f"{name} returning", service.url, "assign.lua", {"pool": str(RETURNING)}, [service]),
+                        Target(f"{name} new", service.url, "assign.lua", {}, [service])]
+        targets.append(Target("ceiling", ceiling.url, "assign.lua", {}, [ceiling]))
+        return compare(targets, settings)

@@ -1,115 +1,123 @@
-"""Figures 1 and 2: single-event ingest over HTTP, and batch ingest, against their baselines."""
+"""Ingest figures: single events over HTTP against the trivial-POST ceiling, and batches of 500
+first-time visitors' events against raw executemany into a plain events table (measured in process)."""
 from __future__ import annotations
 
-import itertools
-import json
-import os
 import sqlite3
-import sys
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import DURATION, Result, compare, free_port, gunicorn, load, server
+import psycopg
+from sqlalchemy.engine import make_url
+
+from bench.services import INGEST_KEY, Memory, Servers
+from bench.settings import Settings
+from bench.wrk import Figure, Round, Target, compare, load
+from harness.postgres import Schemas
+
+BATCH = 500
+RAW_SQLITE_ROWS = 200_000
+RAW_POSTGRES_ROWS = 100_000
+ARGS = {"key": INGEST_KEY}
 
 
-def event(n: int) -> dict:
-    return {"visitor_id": f"v{n % 50_000}", "variant": "AB"[n % 2], "event_type": "page_view",
-            "event_id": str(uuid.UUID(int=n))}
+def single(settings: Settings, data: Path, memory: list[Memory]) -> dict[str, Figure]:
+    """metrics_service on SQLite (and on PostgreSQL with settings.database_url) and the ceiling, all
+    running at once and loaded in turn; every request one event of a first-time visitor."""
+    with Servers(data / "single", memory, "single-event ingest") as servers:
+        metrics = servers.gunicorn("metrics_service")
+        targets = [Target("SQLite", metrics.url, "events.lua", ARGS, [metrics])]
+        if settings.database_url:
+            pg = servers.gunicorn("metrics_service", "metrics_service (PostgreSQL)",
+                                  DATABASE_URL=servers.schema(settings.database_url))
+            targets.append(Target("PostgreSQL", pg.url, "events.lua", ARGS, [pg]))
+        ceiling = servers.gunicorn("ceiling")
+        targets.append(Target("ceiling", ceiling.url, "events.lua", ARGS, [ceiling]))
+        return compare(targets, settings)
 
 
-def post_event(port: int):
-    url = f"http://127.0.0.1:{port}/events"
-    return lambda s, n: s.post(url, json=event(n))
+@dataclass(frozen=True)
+class Raw:
+    """The baseline's rounds: rows inserted and the seconds they took."""
 
+    rows: int
+    seconds: float
 
-def single(data: Path, postgres_url: str | None = None) -> dict[str, Result]:
-    """metrics_service on SQLite (and on PostgreSQL when a URL is given), the HTTP ceiling and the
-    naive server, all running at once and loaded in turn."""
-    ports = {name: free_port() for name in ("metrics_service", "postgresql", "ceiling", "naive")}
-    with ExitStack() as stack:
-        stack.enter_context(gunicorn("metrics_service:create_app()", ports["metrics_service"],
-                                     {"DATABASE_URL": f"sqlite:///{data / 'single.db'}"}))
-        stack.enter_context(gunicorn("bench.ceiling:create_app()", ports["ceiling"], {}))
-        stack.enter_context(server([sys.executable, "-m", "bench.naive_server", str(ports["naive"]),
-                                    str(data / "naive.db")], {}, f"http://127.0.0.1:{ports['naive']}/health"))
-        if postgres_url:
-            stack.enter_context(gunicorn("metrics_service:create_app()", ports["postgresql"],
-                                         {"DATABASE_URL": postgres_url}))
-        else:
-            del ports["postgresql"]
-        return compare({name: post_event(port) for name, port in ports.items()})
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds
+
+    def __add__(self, other: Raw) -> Raw:
+        return Raw(self.rows + other.rows, self.seconds + other.seconds)
 
 
 def raw_rows(count: int) -> list[tuple]:
-    """The rows the raw baselines insert: the benchmark's events, as the events table stores them."""
+    """What the baselines insert: `count` events of first-time visitors, as the events table stores them."""
     now = int(time.time() * 1000)
-    return [(str(uuid.UUID(int=n)), "landing", "AB"[n % 2], "page_view", f"v{n % 50_000}", now, None, None)
+    return [(str(uuid.uuid4()), "landing", "AB"[n % 2], "page_view", f"raw-{n}", now, None, None)
             for n in range(count)]
 
 
-def raw_executemany(data: Path, count: int = 200_000) -> float:
-    """Rows per second for plain sqlite3 executemany into the same raw table, one transaction."""
-    db = sqlite3.connect(data / "raw.db")
+COLUMNS = "event_id, experiment, variant, event_type, visitor_id, ts, properties, excluded"
+
+
+def raw_sqlite(path: Path, count: int = RAW_SQLITE_ROWS) -> Raw:
+    """Plain sqlite3 executemany into a fresh events table (WAL), one transaction."""
+    db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT UNIQUE, experiment TEXT, variant TEXT, "
                "event_type TEXT, visitor_id TEXT, ts INTEGER, properties TEXT, excluded TEXT)")
     rows = raw_rows(count)
     started = time.perf_counter()
     with db:
-        db.executemany("INSERT INTO events (event_id, experiment, variant, event_type, visitor_id, ts, properties, "
-                       "excluded) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     elapsed = time.perf_counter() - started
     db.close()
-    return count / elapsed
+    return Raw(count, elapsed)
 
 
-def batch_bodies(size: int = 500, up_to_rate: int = 100_000) -> list[bytes]:
-    """Request bodies encoded before the clock starts (distinct event ids, enough for `up_to_rate`
-    events/s over the run), so the Python clients spend their time sending, not encoding JSON."""
-    count = int(up_to_rate * (DURATION + 1) / size) + 1
-    return [json.dumps([event(n * size + i) for i in range(size)]).encode() for n in range(count)]
+def raw_postgres(database_url: str, count: int = RAW_POSTGRES_ROWS) -> Raw:
+    """psycopg executemany (pipelined) into a fresh events table in a schema of its own, one transaction."""
+    schemas = Schemas(database_url, prefix="bench_")
+    try:
+        url = make_url(schemas.new_url()).set(drivername="postgresql")
+        rows = raw_rows(count)
+        with psycopg.connect(url.render_as_string(hide_password=False)) as db:
+            db.execute("CREATE TABLE raw_events (id BIGSERIAL PRIMARY KEY, event_id VARCHAR(36) UNIQUE, "
+                       "experiment VARCHAR(64), variant VARCHAR(64), event_type VARCHAR(32), "
+                       "visitor_id VARCHAR(128), ts BIGINT, properties TEXT, excluded VARCHAR(32))")
+            db.commit()
+            started = time.perf_counter()
+            with db.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO raw_events ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                                   rows)
+            db.commit()
+            return Raw(count, time.perf_counter() - started)
+    finally:
+        schemas.close()
 
 
-def ingest_batches(database_url: str) -> Result:
-    bodies = batch_bodies()
-    next_body = itertools.count()
-    headers = {"Content-Type": "application/json"}
-    port = free_port()
-    with gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": database_url,
-                                                          "MAX_BODY_BYTES": str(4 * 1024 * 1024)}):
-        url = f"http://127.0.0.1:{port}/events"
-        return load(lambda s, n: s.post(url, data=bodies[next(next_body) % len(bodies)], headers=headers),
-                    concurrency=4, items_per_request=500)
-
-
-def raw_postgres(database_url: str, count: int = 100_000) -> float:
-    """Rows per second for psycopg executemany (pipelined) into the same raw table, one transaction."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url).set(drivername="postgresql")
-    rows = raw_rows(count)
-    with psycopg.connect(url.render_as_string(hide_password=False)) as db:
-        db.execute("CREATE TABLE raw_events (id BIGSERIAL PRIMARY KEY, event_id VARCHAR(36) UNIQUE, "
-                   "experiment VARCHAR(64), variant VARCHAR(64), event_type VARCHAR(32), visitor_id VARCHAR(128), "
-                   "ts BIGINT, properties TEXT, excluded VARCHAR(32))")
-        db.commit()
-        started = time.perf_counter()
-        with db.cursor() as cursor:
-            cursor.executemany("INSERT INTO raw_events (event_id, experiment, variant, event_type, visitor_id, ts, "
-                               "properties, excluded) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
-        db.commit()
-        return count / (time.perf_counter() - started)
-
-
-def batch(data: Path) -> tuple[Result, float]:
-    return ingest_batches(f"sqlite:///{data / 'batch.db'}"), raw_executemany(data)
-
-
-if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, r in single(Path(tmp), os.environ.get("BENCH_DATABASE_URL")).items():
-            print(name, f"{r.rate:.0f}/s", f"p50 {r.p50_ms:.1f} ms", f"p99 {r.p99_ms:.1f} ms")
+def batch(settings: Settings, data: Path, memory: list[Memory]) -> dict[str, tuple[Figure, Raw]]:
+    """Per backend: metrics_service taking batches of 500 first-time visitors' events from a few
+    connections, and raw executemany, measured in alternating rounds."""
+    with Servers(data / "batch", memory, "batch ingest") as servers:
+        metrics = servers.gunicorn("metrics_service")
+        backends = {"SQLite": (Target("SQLite", metrics.url, "batch.lua", {**ARGS, "size": str(BATCH)}, [metrics],
+                                      settings.batch_connections, BATCH),
+                               lambda n: raw_sqlite(data / "batch" / f"raw-{n}.db"))}
+        if settings.database_url:
+            pg = servers.gunicorn("metrics_service", "metrics_service (PostgreSQL)",
+                                  DATABASE_URL=servers.schema(settings.database_url))
+            backends["PostgreSQL"] = (Target("PostgreSQL", pg.url, "batch.lua", {**ARGS, "size": str(BATCH)}, [pg],
+                                             settings.batch_connections, BATCH),
+                                      lambda n: raw_postgres(settings.database_url))
+        for target, _ in backends.values():
+            load(target, settings, 1)  # warm-up
+        runs: dict[str, list[Round]] = {name: [] for name in backends}
+        raws: dict[str, Raw] = {name: Raw(0, 0.0) for name in backends}
+        for n in range(settings.rounds):
+            for name, (target, raw) in backends.items():
+                runs[name].append(load(target, settings))
+                raws[name] += raw(n)
+        return {name: (Figure(name, tuple(runs[name]), BATCH), raws[name]) for name in backends}

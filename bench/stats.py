@@ -1,4 +1,10 @@
-"""Figure 4: /stats and experiment results latency with 100k, 1M and 10M events bulk-loaded."""
+"""/stats and experiment results latency at several event counts, bulk-loaded, on SQLite (and on
+PostgreSQL with settings.database_url).
+
+Latency at low concurrency is what an analyst sees, so this figure is timed from Python: one request
+at a time over a keep-alive connection, round-robin across every database, the median of each. A
+load generator adds nothing at one request in flight (wrk's concurrency is for throughput).
+"""
 from __future__ import annotations
 
 import random
@@ -6,78 +12,114 @@ import sqlite3
 import statistics
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import requests
+from sqlalchemy.engine import make_url
 
-from bench.common import free_port, gunicorn
+from bench.services import Memory, Servers
+from bench.settings import Settings
 from core.db import make_engine
 from metrics_service.store import MetricsStore
 
 CHUNK = 50_000
+ROUNDS = 40
+EXPERIMENTS = ("landing", "landing", "hero", "pricing")  # half the visitors in `landing`, the rest in two more
+COLUMNS = ("event_id", "experiment", "variant", "event_type", "visitor_id", "ts")
+QUERIES = {
+    "stats": ("/stats", {"experiment": "landing"}),
+    "results": ("/experiments/landing/results", {"metric": "form_submit", "weights": "A:0.5,B:0.5"}),
+}
 
 
-def bulk_load(path: Path, count: int, seed: int = 1) -> None:
-    """Write `count` raw events straight into a fresh database, then rebuild the aggregates once.
-
-    Traffic as a landing page sees it: about eight events per visitor (six page views, three CTA
-    clicks, one form submission in ten events), each visitor's within half an hour of a first visit
-    that falls anywhere in the last 30 days, two variants."""
-    store = MetricsStore(make_engine(f"sqlite:///{path}"))
-    store.init_schema()
-    store.engine.dispose()
+def traffic(count: int, seed: int = 1) -> Iterator[list[tuple]]:
+    """`count` raw events in chunks, as a landing page sees them: about eight events per visitor
+    (six page views, three CTA clicks, one form submission in ten events), each visitor's within half
+    an hour of a first visit that falls anywhere in the last 30 days, two variants, three experiments."""
     rng = random.Random(seed)
     now = int(time.time() * 1000)
     visitors = max(count // 8, 1)
     arrival = [now - 30 * 86_400_000 + rng.randrange(30 * 86_400_000 - 1_800_000) for _ in range(visitors)]
     types = ["page_view"] * 6 + ["cta_click"] * 3 + ["form_submit"]
-    db = sqlite3.connect(path)
-    with db:
-        for start in range(0, count, CHUNK):
-            rows = []
-            for n in range(start, min(start + CHUNK, count)):
-                visitor = rng.randrange(visitors)
-                rows.append((str(uuid.UUID(int=n + 1)), "landing", "AB"[visitor % 2], types[n % 10], f"v{visitor}",
-                             arrival[visitor] + rng.randrange(1_800_000)))
-            db.executemany("INSERT INTO events (event_id, experiment, variant, event_type, visitor_id, ts) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", rows)
-    db.close()
-    store = MetricsStore(make_engine(f"sqlite:///{path}"))
+    for start in range(0, count, CHUNK):
+        chunk = []
+        for n in range(start, min(start + CHUNK, count)):
+            visitor = rng.randrange(visitors)
+            chunk.append((str(uuid.UUID(int=n + 1)), EXPERIMENTS[visitor % 4], "AB"[visitor // 4 % 2], types[n % 10],
+                          f"v{visitor}", arrival[visitor] + rng.randrange(1_800_000)))
+        yield chunk
+
+
+def prepare(database_url: str) -> None:
+    store = MetricsStore(make_engine(database_url))
+    store.init_schema()
+    store.engine.dispose()
+
+
+def rebuild(database_url: str) -> None:
+    store = MetricsStore(make_engine(database_url))
     store.rebuild_aggregates()
     store.engine.dispose()
 
 
-QUERIES = {
-    "stats_ms": ("/stats", {"experiment": "landing"}),
-    "results_ms": ("/experiments/landing/results", {"metric": "form_submit", "weights": "A:0.5,B:0.5"}),
-}
+def load_sqlite(path: Path, count: int) -> str:
+    """Write `count` raw events straight into a fresh SQLite database, then build the aggregates once."""
+    url = f"sqlite:///{path}"
+    prepare(url)
+    db = sqlite3.connect(path)
+    with db:
+        for chunk in traffic(count):
+            db.executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)", chunk)
+    db.close()
+    rebuild(url)
+    return url
 
 
-def measure(data: Path, sizes: list[int], rounds: int = 40) -> dict[int, dict[str, float]]:
-    """Median latency of /stats and results per event count. Every size gets its own server, all
-    running at once, and the requests go round-robin across them, so the machine's noise falls on
-    every size alike and the ratios between sizes hold."""
-    figures: dict[int, dict[str, float]] = {}
-    bases = {}
-    with ExitStack() as stack:
-        for size in sizes:
-            path = data / f"stats-{size}.db"
-            started = time.perf_counter()
-            bulk_load(path, size)
-            figures[size] = {"load_seconds": time.perf_counter() - started}
-            port = free_port()
-            stack.enter_context(gunicorn("metrics_service:create_app()", port, {"DATABASE_URL": f"sqlite:///{path}"}))
-            bases[size] = f"http://127.0.0.1:{port}"
-        session = requests.Session()
-        samples: dict[tuple[int, str], list[float]] = {(size, name): [] for size in sizes for name in QUERIES}
-        for round_ in range(rounds + 1):
-            for size in sizes:
-                for name, (path, params) in QUERIES.items():
-                    started = time.perf_counter()
-                    session.get(bases[size] + path, params=params, timeout=60).raise_for_status()
-                    if round_:  # the first round warms up
-                        samples[(size, name)].append(time.perf_counter() - started)
-    for (size, name), values in samples.items():
-        figures[size][name] = statistics.median(values) * 1000
+def load_postgres(database_url: str, count: int) -> str:
+    """The same events copied into the (fresh) schema database_url uses, then the aggregates built once."""
+    prepare(database_url)
+    url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url) as db, db.cursor() as cursor:
+        with cursor.copy(f"COPY events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for chunk in traffic(count):
+                for row in chunk:
+                    copy.write_row(row)
+        cursor.execute("ANALYZE events")
+    rebuild(database_url)
+    return database_url
+
+
+def measure(settings: Settings, data: Path, memory: list[Memory]) -> dict[tuple[str, int], dict[str, float]]:
+    """Per (backend, event count): median milliseconds of each query and the seconds the load took.
+    Every database gets its own metrics_service, all running at once, and the requests go
+    round-robin across them, so the machine's noise falls on every size alike."""
+    figures: dict[tuple[str, int], dict[str, float]] = {}
+    bases: dict[tuple[str, int], str] = {}
+    with Servers(data / "stats", memory, "stats queries") as servers:
+        backends = ["SQLite", "PostgreSQL"] if settings.database_url else ["SQLite"]
+        for backend in backends:
+            for size in settings.sizes:
+                started = time.perf_counter()
+                if backend == "SQLite":
+                    url = load_sqlite(data / "stats" / f"stats-{size}.db", size)
+                else:
+                    url = load_postgres(servers.schema(settings.database_url), size)
+                figures[(backend, size)] = {"load_seconds": time.perf_counter() - started}
+                service = servers.gunicorn("metrics_service", f"metrics_service ({backend}, {size:,} events)",
+                                           DATABASE_URL=url)
+                bases[(backend, size)] = service.url
+        samples: dict[tuple[tuple[str, int], str], list[float]] = {
+            (key, name): [] for key in bases for name in QUERIES}
+        with requests.Session() as session:
+            for round_ in range(ROUNDS + 1):
+                for key, base in bases.items():
+                    for name, (path, params) in QUERIES.items():
+                        started = time.perf_counter()
+                        session.get(base + path, params=params, timeout=60).raise_for_status()
+                        if round_:  # the first round warms up
+                            samples[(key, name)].append(time.perf_counter() - started)
+    for (key, name), values in samples.items():
+        figures[key][f"{name}_ms"] = statistics.median(values) * 1000
     return figures

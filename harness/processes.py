@@ -92,11 +92,13 @@ class ServiceProcess:
             return False
 
     def wait_healthy(self, timeout: float) -> None:
+        """Until the health URL answers 200 from this process: on a busy machine another program may
+        have taken the port between free_port() and the bind, and its answer would not count."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
-            if self.healthy():
+            if self.healthy() and holds_listener(self.pids(), self.port):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not healthy on {self.url} after {timeout}s; see {self.log_path}")
@@ -129,6 +131,12 @@ class ServiceProcess:
         wait_for(lambda: victim not in (pids := self.worker_pids()) and len(pids) == count, timeout, interval=0.05)
         return victim
 
+    def pids(self) -> list[int]:
+        """The master and its workers (gunicorn) or the one process."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [self.process.pid, *self.worker_pids()]
+
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master), for faults aimed at one worker."""
         if self.process is None:
@@ -138,6 +146,28 @@ class ServiceProcess:
             return [int(pid) for pid in children.read_text().split()]
         except OSError:
             return []
+
+
+def holds_listener(pids: list[int], port: int) -> bool:
+    """Whether one of the processes holds the socket listening on the port (from /proc; True where
+    /proc cannot tell)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return True
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        try:
+            if any(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 @dataclass
@@ -207,13 +237,42 @@ def start_stack(data_dir: Path, with_dashboard: bool = True, **extra_env: str) -
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], health_url: str, timeout: float = 60.0) -> Iterator[None]:
-    """Run a server process (quietly) until the block ends; wait until health_url answers 200."""
+def running(command: list[str], env: dict[str, str], health_url: str, timeout: float = 60.0,
+            log_path: Path | None = None) -> Iterator[ServiceProcess]:
+    """Run a server process (quietly, or logging to log_path) until the block ends; wait until
+    health_url answers 200."""
     port = int(health_url.split(":")[2].split("/")[0])
     service = ServiceProcess(name=command[-1], command=command, env={**os.environ, **env}, port=port,
-                             health_path="/" + health_url.split("/", 3)[3])
+                             health_path="/" + health_url.split("/", 3)[3], log_path=log_path)
     service.start(timeout)
     try:
-        yield
+        yield service
     finally:
         service.stop()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far (all their threads), from /proc;
+    a process that has gone counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of stat(5)
+    return total / CLOCK_TICKS
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident set size (VmRSS) from /proc; 0 once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
