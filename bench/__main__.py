@@ -58,17 +58,24 @@ def command(settings: Settings) -> str:
 def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[str]:
     """Every figure, each row passed to add() as soon as it is known; returns notes for below the table."""
     notes = []
+    started = time.perf_counter()
+
+    def progress(group: str) -> None:
+        print(f"({group} done, {time.perf_counter() - started:.0f} s in)", file=sys.stderr, flush=True)
+
     figures = page.landing(settings, data, memory)
     add(report.against_ceiling("landing `GET /`, returning visitor", figures["returning"], figures["ceiling"],
                                report.PAGE_RETURNING, report.PAGE_P99))
     add(report.against_ceiling("landing `GET /`, new visitor", figures["new"], figures["ceiling"],
                                report.PAGE_NEW, report.PAGE_P99))
+    progress("the page")
 
     figures = ingest.single(settings, data, memory)
     for backend in ("SQLite", "PostgreSQL"):
         if backend in figures:
             add(report.against_ceiling(f"`POST /events`, one event, {backend}", figures[backend],
                                        figures["ceiling"], report.EVENTS))
+    progress("single-event ingest")
 
     figures = assign.assign(settings, data, memory)
     for backend in ("SQLite", "PostgreSQL"):
@@ -76,10 +83,12 @@ def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[s
             if f"{backend} {kind}" in figures:
                 add(report.against_ceiling(f"`/assign`, {kind} visitor, {backend}", figures[f"{backend} {kind}"],
                                            figures["ceiling"], goal))
+    progress("/assign")
 
     for backend, (figure, raw) in ingest.batch(settings, data, memory).items():
         add(report.against_raw(f"batch ingest, {ingest.BATCH} first-time visitors per request, {backend}",
                                figure, raw, backend))
+    progress("batch ingest")
 
     by_size = stats.measure(settings, data, memory)
     smallest = settings.sizes[0]
@@ -88,6 +97,7 @@ def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[s
     notes.append("Bulk loads for the stats figure (raw events written directly, then the aggregates rebuilt "
                  "once): " + ", ".join(f"{size:,} events on {backend} {loaded['load_seconds']:.0f} s"
                                        for (backend, size), loaded in by_size.items()) + ".")
+    progress("stats")
 
     if settings.visitors:
         seen = visitors.through_the_page(settings, data, memory)
@@ -95,6 +105,7 @@ def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[s
             f"Memory figure: {seen.visitors:,} new visitors through the page in {seen.page_seconds / 60:.1f} min "
             f"({seen.visitors / seen.page_seconds:,.0f}/s, {seen.failed:,} failed); metrics_service counted "
             f"{seen.counted:,} distinct visitors {seen.drain_seconds:.0f} s after the last page view.")
+        progress("memory figure")
     return notes
 
 
