@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -80,6 +81,7 @@ def create_base_app(import_name: str, settings: Settings) -> Flask:
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.json.sort_keys = False
     register_error_handlers(app)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, lambda: app.config["MAX_CONTENT_LENGTH"])
     app.before_request(reject_nul_characters)
     add_security_headers(app)
     if settings.cors_origins:
@@ -101,6 +103,44 @@ def parse_model(model: type[BaseModel], data: Any, what: str = "body"):
         problems = field_errors(exc)
         fields = ", ".join(sorted({str(p["field"]) for p in problems if p["field"]})) or what
         raise ApiError(400, f"invalid {what}: {fields}", problems) from exc
+
+
+class ChunkedBodyLimit:
+    """WSGI middleware that turns a chunked request body into an ordinary one with a Content-Length.
+
+    A body sent with `Transfer-Encoding: chunked` has no Content-Length, so werkzeug would neither
+    refuse it up front nor let `reject_nul_characters` look at it, and reading it through
+    `request.stream` silently stops at MAX_CONTENT_LENGTH (the view then sees truncated JSON). Here
+    the body is read once, up to one byte past the limit, and handed on with its length: every check
+    made on Content-Length bodies (413 over the limit, 400 for NUL characters) then applies to it.
+    Only servers that de-chunk the body and say so (`wsgi.input_terminated`: gunicorn, werkzeug's
+    server) are trusted to end the stream; otherwise werkzeug reads such a body as empty.
+    """
+
+    def __init__(self, wsgi_app, limit: Callable[[], int]):
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+
+    def __call__(self, environ, start_response):
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+            body = read_at_most(environ["wsgi.input"], self.limit() + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))  # over the limit: werkzeug answers 413 on reading
+            del environ["HTTP_TRANSFER_ENCODING"]
+        return self.wsgi_app(environ, start_response)
+
+
+def read_at_most(stream, size: int) -> bytes:
+    """Up to size bytes from a stream that may return fewer per read; stops at its end."""
+    parts, left = [], size
+    while left > 0:
+        part = stream.read(min(left, 64 * 1024))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def reject_nul_characters() -> None:
