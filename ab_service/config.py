@@ -27,20 +27,23 @@ def validate_changes(changes: Any, types: dict[str, str]) -> list[dict[str, Any]
 
 @bp.get("/config")
 def get_config():
-    """Flag values; with ?visitor_id= they are resolved for that visitor's rollout buckets."""
-    flags = store().list_flags()
+    """Flag values; with ?visitor_id= they are resolved for that visitor's rollout buckets. A flag whose
+    stored row cannot be read is left out and named in the X-Unreadable-Flags header."""
+    flags, unreadable = store().list_flags()
     visitor_id = request.args.get("visitor_id")
     if visitor_id is None:
-        return {flag["key"]: flag["value"] for flag in flags}
-    return resolve_all(flags, visitor_id)
+        body = {flag["key"]: flag["value"] for flag in flags}
+    else:
+        body = resolve_all(flags, visitor_id)
+    headers = {"X-Unreadable-Flags": ", ".join(exc.key for exc in unreadable)} if unreadable else {}
+    return body, 200, headers
 
 
 @bp.post("/config")
 @require_admin
 def set_config():
     changes = json_body()
-    flags = {flag["key"]: flag for flag in store().list_flags()}
-    problems = validate_changes(changes, {key: flag["type"] for key, flag in flags.items()})
+    problems = validate_changes(changes, store().flag_types())
     if problems:
         fields = ", ".join(str(p["field"]) for p in problems if p["field"]) or "body"
         raise ApiError(400, f"invalid config: {fields}", problems)

@@ -5,26 +5,27 @@ from flask import Blueprint, g
 
 from ab_service.schemas import ExperimentIn, ExperimentPatch, patch_problems
 from ab_service.store import current_store as store
-from core.web import ApiError, json_body, parse_model, require_admin
+from core.web import ApiError, json_body, listing, parse_model, require_admin
 
 bp = Blueprint("experiments", __name__)
 
 
-def _get_or_404(key: str):
-    experiment = store().get_experiment(key)
-    if experiment is None:
-        raise ApiError(404, f"unknown experiment {key!r}", [{"field": "key", "message": "not found"}])
-    return experiment
+def _not_found(key: str) -> ApiError:
+    return ApiError(404, f"unknown experiment {key!r}", [{"field": "key", "message": "not found"}])
 
 
 @bp.get("/experiments")
 def list_experiments():
-    return {"experiments": [e.as_dict() for e in store().list_experiments()]}
+    experiments, unreadable = store().list_experiments()
+    return listing("experiments", [e.as_dict() for e in experiments], unreadable)
 
 
 @bp.get("/experiments/<key>")
 def get_experiment(key: str):
-    return _get_or_404(key).as_dict()
+    experiment = store().get_experiment(key)
+    if experiment is None:
+        raise _not_found(key)
+    return experiment.as_dict()
 
 
 @bp.post("/experiments")
@@ -41,7 +42,9 @@ def create_experiment():
 @bp.patch("/experiments/<key>")
 @require_admin
 def update_experiment(key: str):
-    current = _get_or_404(key).as_dict()
+    current = store().experiment_row(key)  # as stored: a change may repair a row that does not fit
+    if current is None:
+        raise _not_found(key)
     patch = parse_model(ExperimentPatch, json_body(), "experiment")
     problems = patch_problems(current, patch)
     if problems:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ab_service.schemas import ExperimentIn, ExperimentPatch, FlagIn, FlagPatch
+from ab_service.schemas import ExperimentIn, ExperimentPatch, ExperimentRecord, FlagIn, FlagPatch, FlagRecord
 from core.events import MAX_VISITOR_ID
 from core.experiments import STATUSES
 from core.keys import key_schema
@@ -20,6 +20,16 @@ ASSIGNMENT = {
         "status": {"type": "string", "enum": list(STATUSES)},
     },
 }
+UNREADABLE = {"type": "array", "description": "stored records that do not fit the schema, left out of the list",
+              "items": {"type": "object", "required": ["key", "errors"],
+                        "properties": {"key": {"type": "string"}, "errors": {"type": "array"}}}}
+
+
+def listing(name: str, item: str) -> dict[str, Any]:
+    return {"type": "object", "required": [name],
+            "properties": {name: {"type": "array", "items": ref(item)}, "unreadable": UNREADABLE}}
+
+
 CONFIG = {"type": "object", "additionalProperties": {"type": ["boolean", "string", "number"]}}
 AUDIT = {
     "type": "object",
@@ -40,7 +50,7 @@ def spec() -> dict[str, Any]:
         "/health": health_path(),
         "/assign": {"get": operation(
             "The visitor's variant: sticky once stored, else by the GrowthBook v2 hash",
-            (200, ref("Assignment")), (400, 404),
+            (200, ref("Assignment")), (400, 404, 409),
             params=[query("visitor_id", {"type": "string", "minLength": 1, "maxLength": MAX_VISITOR_ID,
                                          "pattern": r"^\S(.*\S)?$"}, required=True),
                     query("experiment", key_schema())],
@@ -53,26 +63,26 @@ def spec() -> dict[str, Any]:
                               secured=True),
         },
         "/flags": {
-            "get": operation("Flag definitions", (200, {"type": "object", "required": ["flags"], "properties": {
-                "flags": {"type": "array", "items": ref("FlagIn")}}})),
-            "post": operation("Create a flag (admin)", (201, ref("FlagIn")), (400, 409), body=ref("FlagIn"),
+            "get": operation("Flag definitions", (200, listing("flags", "FlagRecord"))),
+            "post": operation("Create a flag (admin)", (201, ref("FlagRecord")), (400, 409), body=ref("FlagIn"),
                               secured=True),
         },
         "/flags/{key}": {
-            "get": operation("One flag", (200, ref("FlagIn")), (404,), params=key),
+            "get": operation("One flag; 409 when its stored row does not fit the schema", (200, ref("FlagRecord")),
+                             (404, 409), params=key),
             "patch": operation("Change a flag's value, off_value, rollout or description (admin)",
-                               (200, ref("FlagIn")), (400, 404), params=key, body=ref("FlagPatch"), secured=True),
+                               (200, ref("FlagRecord")), (400, 404), params=key, body=ref("FlagPatch"), secured=True),
         },
         "/experiments": {
-            "get": operation("All experiments", (200, {"type": "object", "required": ["experiments"], "properties": {
-                "experiments": {"type": "array", "items": ref("ExperimentIn")}}})),
-            "post": operation("Create an experiment (admin)", (201, ref("ExperimentIn")), (400, 409),
+            "get": operation("All experiments", (200, listing("experiments", "ExperimentRecord"))),
+            "post": operation("Create an experiment (admin)", (201, ref("ExperimentRecord")), (400, 409),
                               body=ref("ExperimentIn"), secured=True),
         },
         "/experiments/{key}": {
-            "get": operation("One experiment", (200, ref("ExperimentIn")), (404,), params=key),
+            "get": operation("One experiment; 409 when its stored row does not fit the schema",
+                             (200, ref("ExperimentRecord")), (404, 409), params=key),
             "patch": operation("Change an experiment (admin); status moves draft→running→stopped→running",
-                               (200, ref("ExperimentIn")), (400, 404), params=key, body=ref("ExperimentPatch"),
+                               (200, ref("ExperimentRecord")), (400, 404), params=key, body=ref("ExperimentPatch"),
                                secured=True),
         },
         "/audit": {"get": operation("Every change to flags and experiments, newest first (admin)", (200, ref("Audit")),
@@ -80,6 +90,6 @@ def spec() -> dict[str, Any]:
                                                                     "maximum": 1000})], secured=True)},
     }
     schemas = {"Assignment": ASSIGNMENT, "Config": CONFIG, "Audit": AUDIT,
-               **model_schemas(ExperimentIn, ExperimentPatch, FlagIn, FlagPatch)}
+               **model_schemas(ExperimentRecord, ExperimentIn, ExperimentPatch, FlagRecord, FlagIn, FlagPatch)}
     return build_spec("Landing Lab ab_service", "Sticky variant assignment, experiments and feature flags.",
                       paths, schemas)

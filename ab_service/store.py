@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,21 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    cast,
     insert,
     select,
     update,
 )
 
+from ab_service.schemas import ExperimentRecord, FlagRecord
 from core.db import find_rows, insert_ignore, insert_new, now_millis, write_transaction
 from core.experiments import LANDING_EXPERIMENT, Experiment
 from core.flags import DEFAULT_FLAGS
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
+from core.validation import InvalidRecord, UnreadableRecord, parse_record
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -82,24 +88,60 @@ audit_log = Table(
 )
 
 
+EXPERIMENT_JSON = ("variants",)
+FLAG_JSON = ("value", "off_value")
+
+
+def _loads_or_text(text: Any) -> Any:
+    """A JSON column's value, or its text as it is when that is not JSON (for the audit log)."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _experiment(row) -> Experiment:
+    """A stored row as an Experiment; UnreadableRecord when it does not fit the record."""
+    return Experiment.from_dict(parse_record(ExperimentRecord, "experiment", row, EXPERIMENT_JSON).model_dump())
+
+
 def _flag(row) -> dict[str, Any]:
-    return {
-        "key": row["key"],
-        "type": row["type"],
-        "value": json.loads(row["value"]),
-        "off_value": json.loads(row["off_value"]),
-        "rollout": float(row["rollout"]),
-        "description": row["description"] or "",
-    }
+    """A stored row as a flag definition; UnreadableRecord when it does not fit the record."""
+    return parse_record(FlagRecord, "flag", row, FLAG_JSON).model_dump()
 
 
-def _flag_row(flag: dict[str, Any], now: int) -> dict[str, Any]:
-    return {**flag, "value": json.dumps(flag["value"]), "off_value": json.dumps(flag["off_value"]), "updated_at": now}
+def _readable(rows, parse) -> tuple[list, list[UnreadableRecord]]:
+    """Every row that parses, and what is wrong with each one that does not."""
+    records, unreadable = [], []
+    for row in rows:
+        try:
+            records.append(parse(row))
+        except UnreadableRecord as exc:
+            log.error("stored record cannot be read: %s %s", exc, exc.problems)
+            unreadable.append(exc)
+    return records, unreadable
 
 
+def _encoded(values: dict[str, Any], json_fields: tuple[str, ...]) -> dict[str, Any]:
+    """Values as the row stores them: JSON columns as text."""
+    return {k: json.dumps(v) if k in json_fields else v for k, v in values.items()}
+
+
+def _as_stored(row, json_fields: tuple[str, ...]) -> dict[str, Any]:
+    """A stored row's fields, JSON columns parsed where they hold JSON: what the audit log keeps as the
+    old value, and what the rules of a change are checked against, whether or not the row fits."""
+    return {k: _loads_or_text(v) if k in json_fields else v for k, v in row.items() if k in RECORD_FIELDS}
+
+
+RECORD_FIELDS = set(ExperimentRecord.model_fields) | set(FlagRecord.model_fields)
+# JSON columns are read as text and parsed by the record model, so a row that is not valid JSON is
+# reported as unreadable instead of failing the whole query.
+EXPERIMENT_COLUMNS = [cast(c, Text).label(c.name) if c.name in EXPERIMENT_JSON else c
+                      for c in experiments.c if c.name in ExperimentRecord.model_fields]
+FLAG_COLUMNS = [c for c in flags.c if c.name in FlagRecord.model_fields]
 ASSIGNMENT_COLUMNS = ("experiment", "visitor_id", "variant", "assigned_at")
 # Built once: the assignment path runs them on every request.
-EXPERIMENT_BY_KEY = select(experiments).where(experiments.c.key == bindparam("key"))
+EXPERIMENT_BY_KEY = select(*EXPERIMENT_COLUMNS).where(experiments.c.key == bindparam("key"))
 VARIANT_OF = select(assignments.c.variant).where(assignments.c.experiment == bindparam("experiment"),
                                                  assignments.c.visitor_id == bindparam("visitor_id"))
 
@@ -115,7 +157,8 @@ class AbStore:
         with self.engine.begin() as conn:
             conn.execute(insert_ignore(conn, experiments),
                          [{**LANDING_EXPERIMENT.as_dict(), "created_at": now, "updated_at": now}])
-            conn.execute(insert_ignore(conn, flags), [_flag_row(flag, now) for flag in DEFAULT_FLAGS])
+            conn.execute(insert_ignore(conn, flags),
+                         [{**_encoded(flag, FLAG_JSON), "updated_at": now} for flag in DEFAULT_FLAGS])
 
     @staticmethod
     def _audit(conn: Connection, actor: str, entity: str, key: str, old: Any, new: Any) -> None:
@@ -127,36 +170,48 @@ class AbStore:
         )
 
     # experiments -------------------------------------------------------------
-    def get_experiment(self, key: str) -> Experiment | None:
+    def experiment_row(self, key: str) -> dict[str, Any] | None:
+        """The stored row as it is (variants parsed when they are JSON), whether or not it fits the record."""
         with self.engine.connect() as conn:
             row = conn.execute(EXPERIMENT_BY_KEY, {"key": key}).mappings().first()
-        return Experiment.from_dict(row) if row else None
+        return _as_stored(row, EXPERIMENT_JSON) if row else None
 
-    def list_experiments(self) -> list[Experiment]:
+    def get_experiment(self, key: str) -> Experiment | None:
+        """The experiment, None when there is none; UnreadableRecord when its row does not fit the record."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(experiments).order_by(experiments.c.key)).mappings().all()
-        return [Experiment.from_dict(row) for row in rows]
+            row = conn.execute(EXPERIMENT_BY_KEY, {"key": key}).mappings().first()
+        return _experiment(row) if row else None
+
+    def list_experiments(self) -> tuple[list[Experiment], list[UnreadableRecord]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*EXPERIMENT_COLUMNS).order_by(experiments.c.key)).mappings().all()
+        return _readable(rows, _experiment)
 
     def create_experiment(self, data: dict[str, Any], actor: str) -> Experiment | None:
-        """Insert a new experiment; None when the key is taken."""
+        """Insert a new experiment; None when the key is taken, InvalidRecord when data does not fit."""
+        record = parse_record(ExperimentRecord, "experiment", data, error=InvalidRecord).model_dump()
         now = now_millis()
         with self.engine.begin() as conn:
             created = conn.execute(
                 insert_ignore(conn, experiments).returning(experiments.c.key),
-                {**data, "created_at": now, "updated_at": now},
+                {**record, "created_at": now, "updated_at": now},
             ).first()
             if created is None:
                 return None
-            self._audit(conn, actor, "experiment", data["key"], None, data)
-        return self.get_experiment(data["key"])
+            self._audit(conn, actor, "experiment", record["key"], None, record)
+        return Experiment.from_dict(record)
 
     def update_experiment(self, key: str, changes: dict[str, Any], actor: str) -> Experiment:
+        """Apply changes when the experiment they leave fits the record (InvalidRecord otherwise), so a
+        change can also repair a row that did not."""
         with self.engine.begin() as conn:
-            row = conn.execute(select(experiments).where(experiments.c.key == key)).mappings().one()
-            old = Experiment.from_dict(row).as_dict()
+            row = conn.execute(select(*EXPERIMENT_COLUMNS).where(experiments.c.key == key).with_for_update()
+                               ).mappings().one()
+            record = parse_record(ExperimentRecord, "experiment", {**row, **_encoded(changes, EXPERIMENT_JSON)},
+                                  EXPERIMENT_JSON, InvalidRecord).model_dump()
             conn.execute(update(experiments).where(experiments.c.key == key).values(**changes, updated_at=now_millis()))
-            self._audit(conn, actor, "experiment", key, old, {**old, **changes})
-        return self.get_experiment(key)
+            self._audit(conn, actor, "experiment", key, _as_stored(row, EXPERIMENT_JSON), record)
+        return Experiment.from_dict(record)
 
     # assignments -------------------------------------------------------------
     def get_assignment(self, experiment: str, visitor_id: str) -> str | None:
@@ -179,35 +234,48 @@ class AbStore:
         return [stored[group[0][:2]] for group in groups]
 
     # flags -------------------------------------------------------------------
-    def list_flags(self) -> list[dict[str, Any]]:
+    def list_flags(self) -> tuple[list[dict[str, Any]], list[UnreadableRecord]]:
         with self.engine.connect() as conn:
-            return [_flag(row) for row in conn.execute(select(flags).order_by(flags.c.key)).mappings()]
+            rows = conn.execute(select(*FLAG_COLUMNS).order_by(flags.c.key)).mappings().all()
+        return _readable(rows, _flag)
 
     def get_flag(self, key: str) -> dict[str, Any] | None:
+        """The flag, None when there is none; UnreadableRecord when its row does not fit the record."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(flags).where(flags.c.key == key)).mappings().first()
+            row = conn.execute(select(*FLAG_COLUMNS).where(flags.c.key == key)).mappings().first()
         return _flag(row) if row else None
 
+    def flag_types(self) -> dict[str, str]:
+        """Every flag's key and type as stored, readable or not."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(flags.c.key, flags.c.type)).all())
+
     def create_flag(self, flag: dict[str, Any], actor: str) -> dict[str, Any] | None:
-        """Insert a new flag; None when the key is taken."""
+        """Insert a new flag; None when the key is taken, InvalidRecord when flag does not fit."""
+        record = parse_record(FlagRecord, "flag", flag, error=InvalidRecord).model_dump()
         with self.engine.begin() as conn:
             created = conn.execute(insert_ignore(conn, flags).returning(flags.c.key),
-                                   _flag_row(flag, now_millis())).first()
+                                   {**_encoded(record, FLAG_JSON), "updated_at": now_millis()}).first()
             if created is None:
                 return None
-            self._audit(conn, actor, "flag", flag["key"], None, flag)
-        return self.get_flag(flag["key"])
+            self._audit(conn, actor, "flag", record["key"], None, record)
+        return record
 
-    def update_flags(self, changes: dict[str, dict[str, Any]], actor: str) -> None:
-        """Apply {key: {field: new value}} to several flags in one transaction, each change audited."""
-        now = now_millis()
+    def update_flags(self, changes: dict[str, dict[str, Any]], actor: str) -> dict[str, dict[str, Any]]:
+        """Apply {key: {field: new value}} to several flags in one transaction, each change audited, and
+        return the flags changed; nothing when any flag would be left not fitting the record (InvalidRecord),
+        so a change can also repair a row that did not."""
+        now, changed = now_millis(), {}
         with self.engine.begin() as conn:
-            for key, fields in changes.items():
-                row = conn.execute(select(flags).where(flags.c.key == key)).mappings().one()
-                old = _flag(row)
-                stored = {k: json.dumps(v) if k in ("value", "off_value") else v for k, v in fields.items()}
+            for key, fields in sorted(changes.items()):  # rows locked in one order
+                row = conn.execute(select(*FLAG_COLUMNS).where(flags.c.key == key).with_for_update()
+                                   ).mappings().one()
+                stored = _encoded(fields, FLAG_JSON)
+                record = parse_record(FlagRecord, "flag", {**row, **stored}, FLAG_JSON, InvalidRecord).model_dump()
                 conn.execute(update(flags).where(flags.c.key == key).values(**stored, updated_at=now))
-                self._audit(conn, actor, "flag", key, old, {**old, **fields})
+                self._audit(conn, actor, "flag", key, _as_stored(row, FLAG_JSON), record)
+                changed[key] = record
+        return changed
 
     # audit -------------------------------------------------------------------
     def audit_entries(self, limit: int = 200) -> list[dict[str, Any]]:
@@ -215,7 +283,8 @@ class AbStore:
         with self.engine.connect() as conn:
             return [
                 {"id": r["id"], "at": r["at"], "actor": r["actor"], "entity": r["entity"], "key": r["key"],
-                 "action": r["action"], "old": json.loads(r["old"]) if r["old"] else None, "new": json.loads(r["new"])}
+                 "action": r["action"], "old": _loads_or_text(r["old"]) if r["old"] else None,
+                 "new": _loads_or_text(r["new"])}
                 for r in conn.execute(query).mappings()
             ]
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     StrictStr,
@@ -18,7 +17,7 @@ from pydantic import (
 
 from core.experiments import DEFAULT_EXPERIMENT
 from core.keys import Key
-from core.validation import field_errors
+from core.validation import Body, field_errors
 
 # Every event type. The position is the type's bit in stored aggregate masks: append, never reorder.
 EVENT_TYPES = ("page_view", "cta_click", "form_submit")
@@ -72,8 +71,8 @@ def _check_timestamp(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-class Event(BaseModel):
-    """One visitor event as accepted on the wire."""
+class Event(Body):
+    """One visitor event as accepted on the wire. Optional fields are omitted, never null."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,9 +80,9 @@ class Event(BaseModel):
     variant: Key
     event_type: EventType
     experiment: Key = DEFAULT_EXPERIMENT
-    event_id: uuid.UUID | None = None
-    timestamp: Annotated[datetime | None, AfterValidator(_check_timestamp)] = None
-    properties: Annotated[dict[str, Any] | None, AfterValidator(_check_properties)] = None
+    event_id: uuid.UUID = None  # omitted: the server makes one
+    timestamp: Annotated[datetime, AfterValidator(_check_timestamp)] = None  # omitted: the time received
+    properties: Annotated[dict[str, Any], AfterValidator(_check_properties)] = None
     forced: bool = False  # a QA override (?force_variant=): stored, but left out of stats
     in_experiment: bool = True  # false for visitors outside the experiment's coverage: left out of stats
     bot: bool = False  # sent by a known crawler: stored, but left out of stats

@@ -16,8 +16,9 @@ MAX_STRING = 200
 COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-def value_problem(kind: str, value: Any) -> str | None:
-    """Why value does not fit the flag type, or None when it does."""
+def value_problem(kind: str, value: Any, allow_empty: bool = False) -> str | None:
+    """Why value does not fit the flag type, or None when it does. A string set through the API must not
+    be empty; a stored one may be (hero_headline starts empty: the variant's own headline is shown)."""
     if kind == "boolean":
         return None if isinstance(value, bool) else "must be true or false"
     if kind == "number":
@@ -29,7 +30,7 @@ def value_problem(kind: str, value: Any) -> str | None:
     if kind == "string":
         if not isinstance(value, str):
             return "must be a string"
-        if not value.strip():
+        if not value.strip() and not (allow_empty and value == ""):
             return "must not be empty"
         return None if len(value) <= MAX_STRING else f"must be at most {MAX_STRING} characters"
     return f"unknown flag type {kind!r}"

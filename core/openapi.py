@@ -33,7 +33,7 @@ ERROR_TEXT = {
     400: "Invalid input; every problem is listed",
     401: "Missing or wrong admin token",
     404: "Not found",
-    409: "Already exists",
+    409: "Conflict: the key already exists, or the stored record does not fit its schema",
     413: "Request body too large",
     429: "Too many requests; see Retry-After",
 }

@@ -1,9 +1,25 @@
-"""Turning pydantic validation errors into the API's [{"index"?, "field", "message"}] entries (pure)."""
+"""Validation shared by the services (pure): pydantic errors as the API's [{"index"?, "field", "message"}]
+entries, request bodies that refuse null, and records (stored rows) that do not fit their model."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+
+class Body(BaseModel):
+    """A request body, or a part of one: unknown fields and explicit nulls are refused, each naming its
+    field. A field that may be omitted has a default; null is not a way to ask for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
 
 
 def field_errors(exc: ValidationError, with_index: bool = False) -> list[dict[str, Any]]:
@@ -18,3 +34,43 @@ def field_errors(exc: ValidationError, with_index: bool = False) -> list[dict[st
         entry["message"] = message.removeprefix("Value error, ")
         problems.append(entry)
     return problems
+
+
+class RecordProblem(Exception):
+    """A record that does not fit its model; problems name each field, as in a 400 answer."""
+
+    def __init__(self, entity: str, key: str, problems: list[dict[str, Any]]):
+        fields = ", ".join(sorted({str(p["field"]) for p in problems if p["field"]})) or "record"
+        super().__init__(f"{entity} {key!r}: {fields}")
+        self.entity = entity
+        self.key = key
+        self.fields = fields
+        self.problems = problems
+
+
+class InvalidRecord(RecordProblem):
+    """A write refused because the record it would leave does not fit the model (answered 400)."""
+
+
+class UnreadableRecord(RecordProblem):
+    """A stored row that does not fit the model: written by hand, or by a version with looser checks.
+    Answered 409 for that one record; lists leave it out and name it."""
+
+
+def parse_record(model, entity: str, raw: dict[str, Any], json_fields: tuple[str, ...] = (),
+                 error: type[RecordProblem] = UnreadableRecord):
+    """raw (a row, its json_fields still JSON text) as the model; `error` listing every problem otherwise."""
+    raw, problems = dict(raw), []
+    for name in json_fields:
+        try:
+            raw[name] = json.loads(raw[name])
+        except (TypeError, ValueError):
+            problems.append({"field": name, "message": "is not valid JSON"})
+    try:
+        record = model.model_validate(raw)
+    except ValidationError as exc:
+        unread = {p["field"] for p in problems}
+        problems += [p for p in field_errors(exc) if str(p["field"]).split(".")[0] not in unread]
+    if problems:
+        raise error(entity, str(raw.get("key")), problems)
+    return record

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.events import EventValidationError
 from core.settings import Settings
-from core.validation import field_errors
+from core.validation import InvalidRecord, RecordProblem, UnreadableRecord, field_errors
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,16 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error_body("invalid_events", f"{len(exc.errors)} problem(s) in the events", exc.errors))
         response.status_code = 400
         return response
+
+    @app.errorhandler(InvalidRecord)
+    def _invalid_record(exc: InvalidRecord):
+        return _api_error(ApiError(400, f"invalid {exc.entity}: {exc.fields}", exc.problems))
+
+    @app.errorhandler(UnreadableRecord)
+    def _unreadable_record(exc: UnreadableRecord):
+        return _api_error(ApiError(
+            409, f"the stored {exc.entity} {exc.key!r} does not fit its schema ({exc.fields}); "
+                 "an admin can repair it with PATCH", exc.problems, code="unreadable_record"))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -151,6 +161,15 @@ def reject_nul_characters() -> None:
         raw = request.get_data(cache=True)
         if b"\x00" in raw or b"\\u0000" in raw:
             raise ApiError(400, "NUL characters are not accepted", code="invalid_input")
+
+
+def listing(name: str, items: list[Any], unreadable: list[RecordProblem]) -> dict[str, Any]:
+    """A list answer: {name: items}, and when some stored records could not be read,
+    "unreadable": [{"key", "errors"}] naming each one and what is wrong with it."""
+    body: dict[str, Any] = {name: items}
+    if unreadable:
+        body["unreadable"] = [{"key": exc.key, "errors": exc.problems} for exc in unreadable]
+    return body
 
 
 def json_body() -> Any:
