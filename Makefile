@@ -17,12 +17,15 @@ install: $(STAMP)
 run: $(STAMP)
 	@mkdir -p data
 	@test -s data/admin_token || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > data/admin_token
+	@test -s data/ingest_key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > data/ingest_key
 	@echo "landing         http://127.0.0.1:8080"
 	@echo "dashboard       http://127.0.0.1:8081"
 	@echo "metrics_service http://127.0.0.1:5001"
 	@echo "ab_service      http://127.0.0.1:5002"
 	@echo "admin token     $$(cat data/admin_token)   (in data/admin_token)"
-	ADMIN_TOKEN=$$(cat data/admin_token) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
+	@echo "ingest key      in data/ingest_key (metrics_service POST /events; the landing service sends it)"
+	ADMIN_TOKEN=$$(cat data/admin_token) INGEST_KEY=$$(cat data/ingest_key) PATH=$(CURDIR)/$(BIN):$$PATH \
+		$(BIN)/honcho start -f Procfile
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

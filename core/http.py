@@ -1,11 +1,18 @@
 """One HTTP client set-up for service-to-service calls: timeouts and bounded retries."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 DEFAULT_TIMEOUT = (0.5, 2.0)
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The Authorization header that presents token (an admin token, an ingest key); none without one."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 class TimeoutSession(requests.Session):
@@ -25,12 +32,15 @@ def make_session(
     backoff: float = 0.1,
     timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
     pool_size: int = 16,
+    headers: Mapping[str, str] | None = None,
 ) -> TimeoutSession:
-    """A pooled session that retries connection errors and 502/503/504 with exponential backoff.
+    """A pooled session that retries connection errors and 502/503/504 with exponential backoff, and sends
+    `headers` (such as credentials) with every request.
 
     Retries also apply to POST: every write the services make is idempotent (event ids, upserts).
     """
     session = TimeoutSession(timeout)
+    session.headers.update(headers or {})
     retry = Retry(
         total=retries,
         connect=retries,

@@ -31,7 +31,7 @@ ERROR_SCHEMA = {
 HEALTH_SCHEMA = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 ERROR_TEXT = {
     400: "Invalid input; every problem is listed",
-    401: "Missing or wrong admin token",
+    401: "Missing or wrong credentials (admin token, or ingest key)",
     404: "Not found",
     409: "Conflict: the key already exists, or the stored record does not fit its schema",
     413: "Request body too large",
@@ -56,9 +56,10 @@ def operation(
     errors: tuple[int, ...] = (),
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
-    secured: bool = False,
+    secured: bool | tuple[str, ...] = False,
 ) -> dict[str, Any]:
-    """One operation: its success response, the error statuses it can answer, parameters and body."""
+    """One operation: its success response, the error statuses it can answer, parameters and body.
+    secured: True for the admin token, or the names of the security schemes any one of which is accepted."""
     status, schema, *media = ok
     content = {media[0]: {"schema": schema}} if media else json_content(schema)
     responses: dict[str, Any] = {str(status): {"description": "Success", "content": content}}
@@ -72,7 +73,7 @@ def operation(
     if body:
         op["requestBody"] = {"required": True, "content": json_content(body)}
     if secured:
-        op["security"] = [{"adminToken": []}]
+        op["security"] = [{name: []} for name in (("adminToken",) if secured is True else secured)]
     return op
 
 
@@ -127,7 +128,17 @@ def query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
     return params
 
 
-def build_spec(title: str, description: str, paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+
+
+BEARER = {"type": "http", "scheme": "bearer"}
+SECURITY_SCHEMES = {
+    "adminToken": {**BEARER, "description": "ADMIN_TOKEN, or a token of ADMIN_TOKENS"},
+    "ingestKey": {**BEARER, "description": "INGEST_KEY of metrics_service"},
+}
+
+
+def build_spec(title: str, description: str, paths: dict[str, Any], schemas: dict[str, Any],
+               schemes: tuple[str, ...] = ("adminToken",)) -> dict[str, Any]:
     paths = {**paths, "/openapi.json": {"get": operation("This description", (200, {"type": "object"}))}}
     return {
         "openapi": "3.1.0",
@@ -135,7 +146,7 @@ def build_spec(title: str, description: str, paths: dict[str, Any], schemas: dic
         "paths": paths,
         "components": {
             "schemas": {"Error": ERROR_SCHEMA, "Health": HEALTH_SCHEMA, **schemas},
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {name: SECURITY_SCHEMES[name] for name in schemes},
         },
     }
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 DEFAULT_PORTS = {"landing": 8080, "ab_service": 5002, "metrics_service": 5001, "dashboard": 8081}
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+# Per ingest key (or admin token) and metrics_service worker: the landing service sends one request per
+# batch of up to 500 events, so this lets through 10,000 events/s, more than one worker stores.
+DEFAULT_RATE_LIMIT_INGEST = "1200/minute"
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -57,6 +60,8 @@ class Settings:
     outbox_autostart: bool = True  # deliver queued events from a background thread
     outbox_interval_seconds: float = 0.5
     outbox_max_backoff: float = 10.0
+    ingest_key: str = ""  # what POST /events on metrics_service requires; what the landing service sends
+    rate_limit_ingest: str = DEFAULT_RATE_LIMIT_INGEST
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,4 +85,6 @@ class Settings:
             outbox_autostart=_switch("OUTBOX_AUTOSTART", env.get("OUTBOX_AUTOSTART", "true")),
             outbox_interval_seconds=float(env.get("OUTBOX_INTERVAL_SECONDS", "0.5")),
             outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
+            ingest_key=env.get("INGEST_KEY", "").strip(),
+            rate_limit_ingest=env.get("RATE_LIMIT_INGEST", DEFAULT_RATE_LIMIT_INGEST),
         )

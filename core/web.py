@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from core.events import EventValidationError
+from core.ratelimit import RateLimited
 from core.settings import Settings
 from core.validation import InvalidRecord, RecordProblem, UnreadableRecord, field_errors
 
@@ -221,6 +222,30 @@ def require_admin(view: Callable) -> Callable:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def ingest_sender() -> str:
+    """Who sends events: "ingest" for `Authorization: Bearer <INGEST_KEY>`, an admin token's name for an
+    admin token; 401 otherwise. With no INGEST_KEY configured only an admin token is accepted."""
+    given = bearer_token()
+    ingest_key = settings().ingest_key
+    is_ingest = token_matches(given, ingest_key)
+    owner = token_owner(given)  # compared either way, so the time taken does not tell which kind matched
+    if is_ingest:
+        return "ingest"
+    if owner is not None:
+        return owner
+    if not ingest_key:
+        raise ApiError(401, "ingest is refused: this server has no ingest key configured (set INGEST_KEY)")
+    raise ApiError(401, "a valid ingest key is required (Authorization: Bearer <INGEST_KEY>)")
+
+
+def hit_limit(scope: str, key: str) -> None:
+    """Count one request against the app's named rate limit for key; 429 with Retry-After when spent."""
+    try:
+        current_app.extensions["rate_limits"].hit(scope, key)
+    except RateLimited as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
 
 
 def health_blueprint(check: Callable[[], bool]) -> Blueprint:

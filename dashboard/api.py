@@ -6,7 +6,7 @@ from typing import Any
 import requests
 import streamlit as st
 
-from core.http import make_session
+from core.http import bearer, make_session
 from core.settings import Settings
 
 READ_TTL_SECONDS = 5
@@ -35,9 +35,8 @@ def _describe(service: str, response: requests.Response) -> str:
 
 
 def request_json(service: str, method: str, url: str, token: str | None = None, **kwargs) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = _session().request(method, url, headers=headers, **kwargs)
+        response = _session().request(method, url, headers=bearer(token), **kwargs)
     except requests.RequestException as exc:
         raise BackendError(f"{service} is unreachable at {url.split('?')[0]}: {exc.__class__.__name__}") from exc
     if not response.ok:

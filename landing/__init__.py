@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import atexit
+import logging
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.db import make_engine, ping
-from core.http import make_session
+from core.http import bearer, make_session
 from core.openapi import openapi_blueprint
 from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
 from landing.clients import AbClient
 from landing.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -28,8 +31,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     session = make_session(retries=0, timeout=(0.3, 1.0))
     app.extensions["ab_client"] = AbClient(settings.ab_service_url, session, config_ttl=settings.config_ttl_seconds)
     engine = make_engine(settings.database_url)
-    outbox = Outbox(engine, settings.metrics_service_url, make_session(retries=0, timeout=(0.5, 5.0)),
-                    max_backoff=settings.outbox_max_backoff)
+    if not settings.ingest_key:
+        log.warning("INGEST_KEY is not set: metrics_service will refuse events, which stay in the outbox")
+    # The outbox delivers with the ingest key metrics_service requires on POST /events.
+    ingest = make_session(retries=0, timeout=(0.5, 5.0), headers=bearer(settings.ingest_key))
+    outbox = Outbox(engine, settings.metrics_service_url, ingest, max_backoff=settings.outbox_max_backoff)
     outbox.init_schema()
     app.extensions["outbox"] = outbox
     if settings.outbox_autostart:

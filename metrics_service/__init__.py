@@ -5,6 +5,7 @@ from flask import Flask
 
 from core.db import make_engine, ping
 from core.openapi import openapi_blueprint
+from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
 from metrics_service.store import MetricsStore
@@ -14,6 +15,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The app, configured by `settings` (tests pass their own) or else by the process environment."""
     settings = settings or Settings.from_env("metrics_service")
     app = create_base_app(__name__, settings)
+    # Per sender (the ingest key, or an admin token's name); bodies are limited by MAX_BODY_BYTES.
+    app.extensions["rate_limits"] = RateLimits({"ingest": settings.rate_limit_ingest})
     engine = make_engine(settings.database_url)
     store = MetricsStore(engine)
     store.init_schema()

@@ -34,10 +34,12 @@ def spec() -> dict[str, Any]:
     paths = {
         "/health": health_path(),
         "/events": {"post": operation(
-            f"Store one event or a batch of up to {MAX_BATCH}; repeated event_ids count as duplicates",
-            (202, ref("Accepted")), (400,),
+            f"Store one event or a batch of up to {MAX_BATCH}; repeated event_ids count as duplicates. Needs the "
+            "ingest key (or an admin token); rate-limited per key (RATE_LIMIT_INGEST)",
+            (202, ref("Accepted")), (400, 429),
             body={"oneOf": [ref("Event"),
                             {"type": "array", "items": ref("Event"), "minItems": 1, "maxItems": MAX_BATCH}]},
+            secured=("ingestKey", "adminToken"),
         )},
         "/stats": {"get": operation("Totals by variant and event type, their matrix, conversion per variant",
                                     (200, ref("Stats")), (400,), params=query_params(StatsQuery))},
@@ -58,4 +60,4 @@ def spec() -> dict[str, Any]:
     schemas = {**answer_schemas(Accepted, Stats, EventSeries, Funnel, Results, CumulativeSeries),
                **model_schemas(Event)}
     return build_spec("Landing Lab metrics_service", "Event ingest, aggregate stats and experiment results.",
-                      paths, schemas)
+                      paths, schemas, schemes=("ingestKey", "adminToken"))

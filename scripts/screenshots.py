@@ -18,8 +18,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.http import bearer  # noqa: E402
 from harness.browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
-from harness.processes import ADMIN_TOKEN, start_stack  # noqa: E402
+from harness.processes import ADMIN_TOKEN, INGEST_KEY, start_stack  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 
@@ -41,7 +42,8 @@ def simulated_traffic(metrics_url: str, rng: random.Random) -> None:
                 events.append({"visitor_id": visitor, "variant": variant, "event_type": "form_submit",
                                "timestamp": (seen + timedelta(seconds=90)).isoformat()})
     for start in range(0, len(events), 1000):
-        requests.post(f"{metrics_url}/events", json=events[start:start + 1000], timeout=30).raise_for_status()
+        requests.post(f"{metrics_url}/events", json=events[start:start + 1000], headers=bearer(INGEST_KEY),
+                      timeout=30).raise_for_status()
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from harness.postgres import Schemas
-from tests.helpers import ADMIN_TOKEN, LiveServer, flask_app, make_landing
+from tests.helpers import ADMIN_TOKEN, INGEST_HEADERS, INGEST_KEY, LiveServer, flask_app, make_landing
 
 
 def postgres_base_url() -> str | None:
@@ -58,13 +58,16 @@ def ab_client(ab_app):
 
 @pytest.fixture
 def metrics_app(db_url):
-    with flask_app("metrics_service", DATABASE_URL=db_url) as app:
+    with flask_app("metrics_service", DATABASE_URL=db_url, INGEST_KEY=INGEST_KEY) as app:
         yield app
 
 
 @pytest.fixture
 def metrics_client(metrics_app):
-    return metrics_app.test_client()
+    """A client that sends the ingest key, as the landing service does."""
+    client = metrics_app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = INGEST_HEADERS["Authorization"]
+    return client
 
 
 @pytest.fixture
@@ -81,7 +84,8 @@ def ab_server(ab_app):
 
 @pytest.fixture
 def metrics_server(tmp_path):
-    with flask_app("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}") as app:
+    with flask_app("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}",
+                   INGEST_KEY=INGEST_KEY) as app:
         server = LiveServer(app)
         yield server
         server.stop()

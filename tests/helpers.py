@@ -18,6 +18,8 @@ from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "test-admin-token"
+INGEST_KEY = "test-ingest-key"  # metrics_service's INGEST_KEY in the test apps; the landing app sends it
+INGEST_HEADERS = {"Authorization": f"Bearer {INGEST_KEY}"}
 DASHBOARD_APP = str(ROOT / "dashboard" / "app.py")
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
@@ -60,7 +62,8 @@ def make_landing(tmp_path, ab_url, metrics_url, **env):
 
     return create_app(settings_for(
         "landing", DATABASE_URL=f"sqlite:///{tmp_path / 'landing.db'}", AB_SERVICE_URL=ab_url,
-        METRICS_SERVICE_URL=metrics_url, OUTBOX_AUTOSTART="false", CONFIG_TTL_SECONDS="0", **env))
+        METRICS_SERVICE_URL=metrics_url, OUTBOX_AUTOSTART="false", CONFIG_TTL_SECONDS="0",
+        **{"INGEST_KEY": INGEST_KEY, **env}))
 
 
 def open_view(view: str, token: str | None = None) -> AppTest:
@@ -76,7 +79,8 @@ def open_view(view: str, token: str | None = None) -> AppTest:
 
 def post_events(metrics: LiveServer, events: list[dict]) -> None:
     for start in range(0, len(events), 1000):
-        requests.post(f"{metrics.url}/events", json=events[start:start + 1000], timeout=10).raise_for_status()
+        requests.post(f"{metrics.url}/events", json=events[start:start + 1000], headers=INGEST_HEADERS,
+                      timeout=10).raise_for_status()
 
 
 def charts(at: AppTest) -> list:

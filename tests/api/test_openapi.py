@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.helpers import ADMIN_TOKEN, make_landing, settings_for
+from tests.helpers import ADMIN_TOKEN, INGEST_HEADERS, INGEST_KEY, make_landing, settings_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -83,7 +83,9 @@ def test_fuzz_ab_service(tmp_path):
 def test_fuzz_metrics_service(tmp_path):
     from metrics_service import create_app
 
-    assert fuzz(create_app(settings_for("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}"))) > 100
+    app = create_app(settings_for("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}",
+                                  INGEST_KEY=INGEST_KEY))
+    assert fuzz(app, headers=INGEST_HEADERS) > 100
 
 
 def test_fuzz_landing(tmp_path, closed_port_url):

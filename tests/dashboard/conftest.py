@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 
-from tests.helpers import ADMIN_TOKEN, LiveServer, settings_for
+from tests.helpers import ADMIN_TOKEN, INGEST_KEY, LiveServer, settings_for
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def backends(tmp_path, monkeypatch):
 
     ab = LiveServer(create_ab(settings_for("ab_service", DATABASE_URL=f"sqlite:///{tmp_path / 'ab.db'}",
                                            ADMIN_TOKEN=ADMIN_TOKEN)))
-    metrics = LiveServer(create_metrics(settings_for("metrics_service",
+    metrics = LiveServer(create_metrics(settings_for("metrics_service", INGEST_KEY=INGEST_KEY,
                                                      DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}")))
     monkeypatch.setenv("AB_SERVICE_URL", ab.url)
     monkeypatch.setenv("METRICS_SERVICE_URL", metrics.url)

@@ -2,7 +2,7 @@
 import pytest
 
 from core.settings import Settings
-from tests.helpers import settings_for
+from tests.helpers import INGEST_HEADERS, INGEST_KEY, settings_for
 
 
 def test_defaults_name_the_service_and_its_database():
@@ -11,19 +11,22 @@ def test_defaults_name_the_service_and_its_database():
     assert settings.database_url == "sqlite:////srv/lab/metrics_service.db"
     assert settings.admin_token == "" and settings.named_tokens == ()
     assert settings.outbox_autostart is True and settings.config_ttl_seconds == 1.0
+    assert settings.ingest_key == "" and settings.rate_limit_ingest == "1200/minute"
 
 
 def test_values_are_parsed_from_the_environment():
     settings = Settings.from_env("landing", environ={
         "PORT": "9000", "AB_SERVICE_URL": "http://ab:5002/", "ADMIN_TOKENS": "alice:one, bob:two",
         "CORS_ORIGINS": "https://a.example, https://b.example", "OUTBOX_AUTOSTART": "off",
-        "CONFIG_TTL_SECONDS": "0", "TRUSTED_PROXY_HOPS": "1", "OUTBOX_MAX_BACKOFF_SECONDS": "2.5"})
+        "CONFIG_TTL_SECONDS": "0", "TRUSTED_PROXY_HOPS": "1", "OUTBOX_MAX_BACKOFF_SECONDS": "2.5",
+        "INGEST_KEY": " key ", "RATE_LIMIT_INGEST": ""})
     assert settings.port == 9000
     assert settings.ab_service_url == "http://ab:5002"
     assert settings.named_tokens == (("alice", "one"), ("bob", "two"))
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.outbox_autostart is False and settings.config_ttl_seconds == 0
     assert settings.proxy_hops == 1 and settings.outbox_max_backoff == 2.5
+    assert settings.ingest_key == "key" and settings.rate_limit_ingest == ""
 
 
 @pytest.mark.parametrize("environ", [{"ADMIN_TOKENS": "no-colon"}, {"OUTBOX_AUTOSTART": "maybe"}, {"PORT": "x"}])
@@ -42,9 +45,10 @@ def test_the_app_reads_its_body_limit_from_the_settings(tmp_path):
     from metrics_service import create_app
 
     app = create_app(settings_for("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}",
-                                  MAX_BODY_BYTES="200"))
+                                  MAX_BODY_BYTES="200", INGEST_KEY=INGEST_KEY))
     client = app.test_client()
     event = {"visitor_id": "v1", "variant": "A", "event_type": "page_view"}
-    assert client.post("/events", json=event).status_code == 202
-    assert client.post("/events", json={**event, "properties": {"pad": "x" * 300}}).status_code == 413
+    assert client.post("/events", json=event, headers=INGEST_HEADERS).status_code == 202
+    assert client.post("/events", json={**event, "properties": {"pad": "x" * 300}},
+                       headers=INGEST_HEADERS).status_code == 413
     app.extensions["metrics_store"].engine.dispose()
