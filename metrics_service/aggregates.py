@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     delete,
     func,
     literal,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 PERIODS = {"h": HOUR_MS, "d": DAY_MS}
 ANY_TYPE = "*"
+COUNTABLE_MS = (0, 253_402_300_799_999)  # 1970 up to the last millisecond a datetime can hold (9999)
 
 
 def event_deltas(rows: Iterable[Any]) -> Counter:
@@ -176,7 +178,10 @@ class Aggregates:
         """Recompute every aggregate from the raw events (bulk loads, migrations, consistency checks)."""
         for table in self.tables:
             conn.execute(delete(table))
-        counted = events.c.excluded.is_(None)
+        # What ingest would count: rows written some other way (by hand, by another version) with an
+        # unknown event type or a time before 1970 or past year 9999 are left out, as ingest refuses them.
+        counted = and_(events.c.excluded.is_(None), events.c.event_type.in_(list(EVENT_BITS)),
+                       events.c.ts.between(*COUNTABLE_MS))
         hour = (events.c.ts - events.c.ts % HOUR_MS)
         conn.execute(self.agg_events.insert().from_select(
             ["experiment", "variant", "event_type", "hour", "events"],
