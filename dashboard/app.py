@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` 
 
 from core.settings import Settings  # noqa: E402
 from dashboard.api import Api, BackendError  # noqa: E402
+from dashboard.text import plain  # noqa: E402
 from dashboard.views import experiments, explore, flags, results, stats  # noqa: E402
 
 VIEWS = {
@@ -39,7 +40,7 @@ with st.sidebar:
             try:
                 accepted = Api(settings).check_token(candidate) if candidate else False
             except BackendError as exc:
-                st.error(f"Cannot check the token: {exc}")
+                st.error(f"Cannot check the token: {plain(exc)}")
             else:
                 if accepted:
                     st.session_state["admin_token"] = candidate

@@ -1,8 +1,10 @@
 """Helpers the tests reach by import (never from a conftest): in-process servers, the landing app, views."""
 from __future__ import annotations
 
+import html
 import importlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 from werkzeug.serving import make_server
 
@@ -103,3 +106,49 @@ def require_nginx() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+# Streamlit renders labels, help tooltips, headings, alerts and Markdown bodies as CommonMark with GFM
+# tables and strikethrough; markdown-it renders them the same way for the tests.
+MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+MARKDOWN_FIELDS = {"label", "help", "body"}
+
+
+def markup(source: str) -> set[str]:
+    """The HTML elements Markdown makes of source, besides paragraphs and line breaks: empty for plain text."""
+    return set(re.findall(r"<([a-z0-9]+)", MARKDOWN.render(source))) - {"p", "br"}
+
+
+def shown(source: str) -> str:
+    """The text a reader sees when source is rendered as Markdown (lines joined by newlines)."""
+    rendered = MARKDOWN.render(source).replace("<br />\n", "\n")
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered)).replace("\u00a0", " ").strip("\n")
+
+
+def _fields(at: AppTest):
+    """(where, message, field descriptor, value) for every set field of every element the app rendered."""
+    def walk(message, where):
+        for fd, value in message.ListFields():
+            for item in (list(value) if fd.is_repeated else [value]):
+                if fd.type == fd.TYPE_MESSAGE:
+                    yield from walk(item, f"{where}.{fd.name}")
+                else:
+                    yield where, message, fd, item
+
+    for node in [*at.sidebar, *at.main]:
+        if getattr(node, "proto", None) is not None:
+            yield from walk(node.proto, type(node).__name__)
+
+
+def markdown_sources(at: AppTest) -> list[tuple[str, str]]:
+    """(where, source) for every text of the rendered app that Streamlit shows as Markdown: labels, help
+    tooltips, headings, alerts, captions, Markdown bodies and radio options."""
+    return [(f"{where}.{fd.name}", value) for where, message, fd, value in _fields(at)
+            if fd.type == fd.TYPE_STRING and (fd.name in MARKDOWN_FIELDS or
+                                              (fd.name == "options" and message.DESCRIPTOR.name == "Radio"))]
+
+
+def raw_html_allowed(at: AppTest) -> list[str]:
+    """Where the rendered app lets raw HTML through (st.markdown(..., unsafe_allow_html=True), st.html)."""
+    return [where for where, message, fd, value in _fields(at)
+            if (fd.name == "allow_html" and value) or message.DESCRIPTOR.name == "Html"]

@@ -1,4 +1,5 @@
-"""One module per dashboard view; each exposes render(api, ...) and only lays out widgets."""
+"""One module per dashboard view; each exposes render(api, ...) and only lays out widgets. Text from a
+user or a service goes through dashboard.text.plain wherever Streamlit renders Markdown."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from dashboard.api import BackendError
+from dashboard.text import plain
 
 T = TypeVar("T")
 
@@ -16,7 +18,7 @@ def fetched(unavailable: str, call: Callable[..., T], *args: Any, **kwargs: Any)
     try:
         return call(*args, **kwargs)
     except BackendError as exc:
-        st.error(f"{unavailable}: {exc}")
+        st.error(f"{unavailable}: {plain(exc)}")
         return None
 
 
@@ -25,6 +27,6 @@ def written(failed: str, call: Callable[..., Any], *args: Any) -> bool:
     try:
         call(*args)
     except BackendError as exc:
-        st.error(f"{failed}: {exc}")
+        st.error(f"{failed}: {plain(exc)}")
         return False
     return True

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.experiments import MAX_VARIANTS, MIN_VARIANTS, WEIGHT_TOLERANCE
 from dashboard.api import Api
+from dashboard.text import plain
 from dashboard.views import fetched, written
 
 
@@ -51,7 +52,7 @@ def _create(api: Api) -> None:
             if written("Not created", api.create_experiment, {
                     "key": key.strip(), "description": description, "variants": variants, "coverage": coverage,
                     "status": "draft"}):
-                st.success(f"Created experiment {key.strip()!r} (draft).")
+                st.success(f"Created experiment {plain(repr(key.strip()))} (draft).")
 
 
 def _status_controls(api: Api, experiment: dict[str, Any]) -> None:
@@ -60,14 +61,14 @@ def _status_controls(api: Api, experiment: dict[str, Any]) -> None:
     label = "Start" if target == "running" else "Stop"
     pending = st.session_state.get("pending_status")
     if pending == (key, target):
-        st.warning(f"{label} experiment {key!r}? " + (
+        st.warning(f"{label} experiment {plain(repr(key))}? " + (
             "Visitors will be bucketed into its variants." if target == "running"
             else "Everyone will see the control; assignments are kept."))
         yes, no = st.columns(2)
         if yes.button(f"Yes, {label.lower()} it", key="confirm_status", type="primary"):
             st.session_state.pop("pending_status", None)
             if written("Not changed", api.update_experiment, key, {"status": target}):
-                st.success(f"Experiment {key!r} is now {target}.")
+                st.success(f"Experiment {plain(repr(key))} is now {target}.")
         if no.button("Cancel", key="cancel_status"):
             st.session_state.pop("pending_status", None)
             st.rerun()
@@ -77,7 +78,7 @@ def _status_controls(api: Api, experiment: dict[str, Any]) -> None:
 
 
 def _edit(api: Api, experiment: dict[str, Any]) -> None:
-    st.subheader(f"{experiment['key']} · {experiment['status']}")
+    st.subheader(plain(f"{experiment['key']} · {experiment['status']}"))
     prefix = f"edit_{experiment['key']}"
     variants = _variant_inputs(prefix, experiment["variants"], names_fixed=experiment["status"] != "draft")
     coverage = st.slider("Coverage (% of traffic)", 0, 100, int(round(experiment["coverage"] * 100)),

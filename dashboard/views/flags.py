@@ -8,13 +8,14 @@ import streamlit as st
 
 from core.flags import MAX_STRING
 from dashboard.api import Api
+from dashboard.text import plain
 from dashboard.views import fetched, written
 
 
 def _widget(flag: dict[str, Any]) -> Any:
     key, kind, value = flag["key"], flag["type"], flag["value"]
-    label = key.replace("_", " ").capitalize()
-    help_text = flag.get("description") or None
+    label = plain(key.replace("_", " ").capitalize())
+    help_text = plain(flag["description"]) if flag.get("description") else None
     if kind == "boolean":
         return st.toggle(label, value=bool(value), key=f"toggle_{key}", help=help_text)
     if kind == "number":
@@ -71,7 +72,7 @@ def render(api: Api, admin: bool) -> None:
         if written("Not saved", save):
             changed = sorted(set(values) | set(rollouts))
             if changed:
-                st.success(f"Saved: {', '.join(changed)}")
+                st.success(f"Saved: {plain(', '.join(changed))}")
             else:
                 st.info("Nothing changed.")
 

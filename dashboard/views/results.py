@@ -15,6 +15,7 @@ from dashboard.charts import (
     rate_interval_chart,
     results_frame,
 )
+from dashboard.text import plain
 from dashboard.views import fetched
 
 
@@ -23,7 +24,7 @@ def _experiment_choice(api: Api) -> tuple[str, dict[str, float] | None]:
     try:
         experiments = api.experiments()
     except BackendError as exc:
-        st.warning(f"Experiment list unavailable ({exc}); assuming equal weights.")
+        st.warning(f"Experiment list unavailable ({plain(exc)}); assuming equal weights.")
         return st.text_input("Experiment", value=DEFAULT_EXPERIMENT, key="results_experiment_text"), None
     keys = [e["key"] for e in experiments]
     key = st.selectbox("Experiment", keys, key="results_experiment",
@@ -45,9 +46,9 @@ def render(api: Api) -> None:
     if results["srm"]["mismatch"]:
         st.error(
             f"Sample ratio mismatch (p = {results['srm']['p_value']:.2g}): visitors are not split as configured "
-            f"({results['srm']['expected_weights']}). Find the cause before trusting these results."
+            f"({plain(results['srm']['expected_weights'])}). Find the cause before trusting these results."
         )
-    st.info(results["verdict"])
+    st.info(plain(results["verdict"]))
     frame = results_frame(results)
     if frame.empty or not frame["visitors"].any():
         st.caption("No exposed visitors yet.")

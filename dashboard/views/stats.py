@@ -7,6 +7,7 @@ from core.events import EVENT_TYPES
 from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api
 from dashboard.charts import conversion_chart, conversion_frame, events_chart, matrix_frame
+from dashboard.text import plain
 from dashboard.views import fetched
 
 
@@ -28,7 +29,7 @@ def render(api: Api) -> None:
     total.metric("Events", f"{stats['total_events']:,}")
     visitors.metric("Unique visitors", f"{stats['unique_visitors']:,}")
     if not stats["total_events"]:
-        st.info(f"No events recorded for experiment {experiment!r} with these filters yet.")
+        st.info(f"No events recorded for experiment {plain(repr(experiment))} with these filters yet.")
         return
     matrix = matrix_frame(stats)
     st.altair_chart(events_chart(matrix), width="stretch")

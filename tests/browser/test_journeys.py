@@ -1,7 +1,11 @@
 """The product as its three users meet it, in real Chromium."""
 
+import http.server
+import threading
+
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from harness.processes import ADMIN_TOKEN, wait_for
 from tests.helpers import screenshot
@@ -89,3 +93,55 @@ def test_analyst_journey(stack, page):
     page.locator("canvas, svg.marks").first.wait_for()
     screenshot(page, "analyst-stats")
     assert page.console_problems == []
+
+
+@pytest.fixture
+def tracker():
+    """An HTTP server on the loopback address that records every path asked of it."""
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the name http.server calls)
+            asked.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", asked
+    server.shutdown()
+
+
+def hover_shows(page, target, tooltip) -> bool:
+    """Hover target (moving away first, so that the hover starts afresh) and say whether tooltip opens."""
+    page.mouse.move(0, 0)
+    target.hover()
+    try:
+        tooltip.wait_for(timeout=2000)
+    except PlaywrightTimeout:
+        return False
+    return True
+
+
+def test_a_flag_description_opens_as_plain_text(stack, page, tracker):
+    """A description with a Markdown image and an HTML image: the help tooltip shows the text as written
+    and the browser fetches neither."""
+    url, asked = tracker
+    description = f"Hello ![pixel]({url}/markdown.png) <img src=\"{url}/html.png\"> **bold**"
+    requests.post(f"{stack.ab.url}/flags", json={"key": "promo_note", "type": "string", "value": "Hi",
+                                                 "description": description},
+                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=5).raise_for_status()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    open_dashboard_view(page, stack, "Feature toggles", sign_in=True)
+    page.get_by_role("heading", name="Audit log").wait_for()  # the whole view is drawn: nothing moves now
+    target = page.get_by_test_id("stTextInput").filter(has_text="Promo note").get_by_test_id("stTooltipHoverTarget")
+    tooltip = page.get_by_test_id("stTooltipContent").filter(has_text="Hello")
+    wait_for(lambda: hover_shows(page, target, tooltip), timeout=30, interval=0)
+    assert tooltip.inner_text().strip() == description
+    assert tooltip.locator("img").count() == 0 and tooltip.locator("strong").count() == 0
+    page.wait_for_timeout(1000)  # time for an image to be asked for, were there one
+    assert asked == [] and not [r for r in requested if r.startswith(url)]

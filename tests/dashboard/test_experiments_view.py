@@ -1,6 +1,6 @@
 import requests
 
-from tests.helpers import ADMIN_TOKEN, open_view
+from tests.helpers import ADMIN_TOKEN, open_view, shown
 
 
 def test_read_only_without_sign_in(backends):
@@ -30,7 +30,7 @@ def test_stopping_needs_confirmation(backends):
     ab, _ = backends
     at = open_view("Experiments", token=ADMIN_TOKEN)
     at.button(key="ask_status").click().run()
-    assert any("Stop experiment 'landing'?" in w.value for w in at.warning)
+    assert any("Stop experiment 'landing'?" in shown(w.value) for w in at.warning)
     assert requests.get(f"{ab.url}/experiments/landing", timeout=5).json()["status"] == "running"
     at.button(key="cancel_status").click().run()
     assert requests.get(f"{ab.url}/experiments/landing", timeout=5).json()["status"] == "running"
