@@ -60,7 +60,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(InvalidRecord)
     def _invalid_record(exc: InvalidRecord):
-        return _api_error(ApiError(400, f"invalid {exc.entity}: {exc.fields}", exc.problems))
+        return _api_error(ApiError(400, f"invalid {exc.entity} {exc.key!r}: {exc.fields}", exc.problems))
 
     @app.errorhandler(UnreadableRecord)
     def _unreadable_record(exc: UnreadableRecord):
