@@ -24,11 +24,12 @@ def stored(metrics_server) -> dict[str, int]:
 
 class DuringPost(requests.Session):
     """A session that runs `action` once, after metrics_service has answered a POST and before the
-    outbox acts on the answer."""
+    outbox acts on the answer; it sends the headers given (the outbox session's: its ingest key)."""
 
-    def __init__(self, action):
+    def __init__(self, action, headers=()):
         super().__init__()
         self.action = action
+        self.headers.update(headers)
 
     def post(self, *args, **kwargs):
         response = super().post(*args, **kwargs)
@@ -51,7 +52,7 @@ def test_a_sender_deletes_only_the_events_it_delivered(tmp_path, ab_server, metr
             conn.exec_driver_sql("DELETE FROM outbox")
         outbox.enqueue([later])
 
-    outbox.session = DuringPost(elsewhere)
+    outbox.session = DuringPost(elsewhere, outbox.session.headers)
     assert outbox.flush_once() == 1
     assert outbox.pending() == 1
     outbox.flush()
