@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     store.init_schema()
     app.extensions["ab_store"] = store
 
-    from ab_service import assign, audit, config, experiments, flags
+    from ab_service import assign, audit, config, experiments, features, flags
     from ab_service import openapi as ab_service_openapi
 
     app.register_blueprint(openapi_blueprint(ab_service_openapi.spec))
@@ -29,4 +29,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(flags.bp)
     app.register_blueprint(experiments.bp)
     app.register_blueprint(audit.bp)
+    app.register_blueprint(features.bp)
     return app

@@ -1,11 +1,14 @@
 """GET/POST /flags and PATCH /flags/<key>: typed feature flags with percentage rollout."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, g
 
 from ab_service.schemas import FlagIn, FlagPatch
 from ab_service.store import current_store as store
-from core.flags import default_off_value
+from core.experiments import Experiment
+from core.flags import default_off_value, value_problem
 from core.web import ApiError, json_body, listing, parse_model, require_admin
 
 bp = Blueprint("flags", __name__)
@@ -53,4 +56,24 @@ def update_flag(key: str):
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
         raise ApiError(400, "nothing to change", [{"field": None, "message": "send at least one field"}])
-    return store().update_flags({key: changes}, g.actor)[key]
+    if "allowed" not in changes:
+        return store().update_flags({key: changes}, g.actor)[key]
+    with store().experiment_changes():  # overrides are checked against allowed values: one change at a time
+        experiments, _ = store().list_experiments()
+        problems = _overrides_outside(key, store().flag_types()[key], changes["allowed"], experiments)
+        if problems:
+            raise ApiError(400, "invalid flag: allowed", problems)
+        return store().update_flags({key: changes}, g.actor)[key]
+
+
+def _overrides_outside(key: str, kind: str, allowed: list[str] | None,
+                       experiments: list[Experiment]) -> list[dict[str, Any]]:
+    """New allowed values must still hold every experiment's overrides of the flag."""
+    problems = []
+    for experiment in experiments:
+        for variant in experiment.variants:
+            problem = value_problem(kind, variant.overrides[key], allowed) if key in variant.overrides else None
+            if problem:
+                problems.append({"field": "allowed", "message": f"experiment {experiment.key!r}, variant "
+                                                                f"{variant.name}: {key} {problem}"})
+    return problems

@@ -3,11 +3,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from ab_service.schemas import ExperimentIn, ExperimentPatch, ExperimentRecord, FlagIn, FlagPatch, FlagRecord
-from core.events import MAX_VISITOR_ID
+from ab_service.schemas import (
+    AssignmentIn,
+    AssignmentsStored,
+    AssignQuery,
+    ExperimentIn,
+    ExperimentPatch,
+    ExperimentRecord,
+    FlagIn,
+    FlagPatch,
+    FlagRecord,
+)
+from core.events import MAX_BATCH, MAX_VISITOR_ID
 from core.experiments import STATUSES
-from core.keys import key_schema
-from core.openapi import build_spec, health_path, model_schemas, operation, path_param, query, ref
+from core.openapi import (
+    answer_schemas,
+    build_spec,
+    health_path,
+    model_schemas,
+    operation,
+    path_param,
+    query,
+    query_params,
+    ref,
+)
 
 ASSIGNMENT = {
     "type": "object",
@@ -30,6 +49,18 @@ def listing(name: str, item: str) -> dict[str, Any]:
             "properties": {name: {"type": "array", "items": ref(item)}, "unreadable": UNREADABLE}}
 
 
+FEATURES = {
+    "type": "object",
+    "required": ["status", "features", "dateUpdated"],
+    "properties": {
+        "status": {"type": "integer", "const": 200},
+        "features": {"type": "object", "description": "one feature per flag", "additionalProperties": {
+            "type": "object", "required": ["defaultValue", "rules"],
+            "properties": {"defaultValue": {}, "rules": {"type": "array", "items": {"type": "object"}}}}},
+        "dateUpdated": {"type": "string", "format": "date-time", "description": "the newest change of a flag "
+                                                                                "or an experiment"},
+    },
+}
 CONFIG = {"type": "object", "additionalProperties": {"type": ["boolean", "string", "number"]}}
 AUDIT = {
     "type": "object",
@@ -49,11 +80,20 @@ def spec() -> dict[str, Any]:
     paths = {
         "/health": health_path(),
         "/assign": {"get": operation(
-            "The visitor's variant: sticky once stored, else by the GrowthBook v2 hash",
-            (200, ref("Assignment")), (400, 404, 409),
-            params=[query("visitor_id", {"type": "string", "minLength": 1, "maxLength": MAX_VISITOR_ID,
-                                         "pattern": r"^\S(.*\S)?$"}, required=True),
-                    query("experiment", key_schema())],
+            "The visitor's variant: sticky once stored, else the experiment's namespace and condition (over "
+            "the attributes given) and the GrowthBook v2 hash; 409 when the experiment's stored row does not "
+            "fit the schema", (200, ref("Assignment")), (400, 404, 409), params=query_params(AssignQuery),
+        )},
+        "/assignments": {"post": operation(
+            f"Remember up to {MAX_BATCH} assignments the landing page made (the first one of a visitor in an "
+            "experiment wins)", (200, ref("AssignmentsStored")), (400,),
+            body={"type": "array", "items": ref("AssignmentIn"), "minItems": 1, "maxItems": MAX_BATCH},
+            secured=("ingestKey", "adminToken"),
+        )},
+        "/api/features/{client_key}": {"get": operation(
+            "GrowthBook's features payload: each flag a feature, each running experiment an experiment rule "
+            "on the flags it overrides (public; the client key is GROWTHBOOK_CLIENT_KEY)",
+            (200, ref("Features")), (404,), params=[path_param("client_key")],
         )},
         "/config": {
             "get": operation("Flag values as one flat object; with visitor_id, resolved for that visitor",
@@ -70,26 +110,30 @@ def spec() -> dict[str, Any]:
         "/flags/{key}": {
             "get": operation("One flag; 409 when its stored row does not fit the schema", (200, ref("FlagRecord")),
                              (404, 409), params=key),
-            "patch": operation("Change a flag's value, off_value, rollout or description (admin)",
+            "patch": operation("Change a flag's value, off_value, rollout, description or allowed values (admin)",
                                (200, ref("FlagRecord")), (400, 404), params=key, body=ref("FlagPatch"), secured=True),
         },
         "/experiments": {
             "get": operation("All experiments", (200, listing("experiments", "ExperimentRecord"))),
-            "post": operation("Create an experiment (admin)", (201, ref("ExperimentRecord")), (400, 409),
-                              body=ref("ExperimentIn"), secured=True),
+            "post": operation("Create an experiment (admin); 409 when its key is taken, or when it starts running "
+                              "while a running experiment that can share its visitors overrides one of its flags",
+                              (201, ref("ExperimentRecord")), (400, 409), body=ref("ExperimentIn"), secured=True),
         },
         "/experiments/{key}": {
             "get": operation("One experiment; 409 when its stored row does not fit the schema",
                              (200, ref("ExperimentRecord")), (404, 409), params=key),
-            "patch": operation("Change an experiment (admin); status moves draft→running→stopped→running",
-                               (200, ref("ExperimentRecord")), (400, 404), params=key, body=ref("ExperimentPatch"),
-                               secured=True),
+            "patch": operation("Change an experiment (admin); status moves draft→running→stopped→running; 409 as "
+                               "for POST when it starts running or overrides more flags while running",
+                               (200, ref("ExperimentRecord")), (400, 404, 409), params=key,
+                               body=ref("ExperimentPatch"), secured=True),
         },
         "/audit": {"get": operation("Every change to flags and experiments, newest first (admin)", (200, ref("Audit")),
                                     (400,), params=[query("limit", {"type": "integer", "minimum": 1,
                                                                     "maximum": 1000})], secured=True)},
     }
-    schemas = {"Assignment": ASSIGNMENT, "Config": CONFIG, "Audit": AUDIT,
-               **model_schemas(ExperimentRecord, ExperimentIn, ExperimentPatch, FlagRecord, FlagIn, FlagPatch)}
+    schemas = {"Assignment": ASSIGNMENT, "Config": CONFIG, "Audit": AUDIT, "Features": FEATURES,
+               **model_schemas(ExperimentRecord, ExperimentIn, ExperimentPatch, FlagRecord, FlagIn, FlagPatch,
+                               AssignmentIn),
+               **answer_schemas(AssignmentsStored)}
     return build_spec("Landing Lab ab_service", "Sticky variant assignment, experiments and feature flags.",
-                      paths, schemas)
+                      paths, schemas, schemes=("adminToken", "ingestKey"))

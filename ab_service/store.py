@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,14 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    func,
     insert,
     select,
     update,
 )
 
 from ab_service.schemas import ExperimentRecord, FlagRecord
-from core.db import find_rows, insert_ignore, insert_new, now_millis, write_transaction
+from core.db import exclusive, find_rows, insert_ignore, insert_new, now_millis, write_transaction
 from core.experiments import LANDING_EXPERIMENT, Experiment
 from core.flags import DEFAULT_FLAGS
 from core.group_commit import GroupCommit
@@ -45,10 +47,13 @@ experiments = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("description", Text, nullable=False, default=""),
-    Column("variants", JSON, nullable=False),  # [{"name": "A", "weight": 0.5}, ...]; the first is control
+    # [{"name": "A", "weight": 0.5, "overrides": {flag: value}}, ...]; the first is the control
+    Column("variants", JSON, nullable=False),
     Column("coverage", Float, nullable=False, default=1.0),
     Column("seed", String(128), nullable=True),
     Column("status", String(16), nullable=False, default="draft"),
+    Column("namespace", JSON(none_as_null=True), nullable=True),  # {"name", "start", "end"}
+    Column("condition", JSON(none_as_null=True), nullable=True),  # a GrowthBook condition
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
@@ -72,6 +77,7 @@ flags = Table(
     Column("rollout", Float, nullable=False, default=1.0),
     Column("description", Text, nullable=False, default=""),
     Column("updated_at", BigInteger, nullable=False),
+    Column("allowed", Text, nullable=True),  # JSON list of the only values a string flag accepts; NULL: any
 )
 
 audit_log = Table(
@@ -88,8 +94,8 @@ audit_log = Table(
 )
 
 
-EXPERIMENT_JSON = ("variants",)
-FLAG_JSON = ("value", "off_value")
+EXPERIMENT_JSON = ("variants", "namespace", "condition")
+FLAG_JSON = ("value", "off_value", "allowed")
 
 
 def _loads_or_text(text: Any) -> Any:
@@ -123,8 +129,8 @@ def _readable(rows, parse) -> tuple[list, list[UnreadableRecord]]:
 
 
 def _encoded(values: dict[str, Any], json_fields: tuple[str, ...]) -> dict[str, Any]:
-    """Values as the row stores them: JSON columns as text."""
-    return {k: json.dumps(v) if k in json_fields else v for k, v in values.items()}
+    """Values as the row stores them: JSON columns as text (None as NULL)."""
+    return {k: json.dumps(v) if k in json_fields and v is not None else v for k, v in values.items()}
 
 
 def _as_stored(row, json_fields: tuple[str, ...]) -> dict[str, Any]:
@@ -146,19 +152,29 @@ VARIANT_OF = select(assignments.c.variant).where(assignments.c.experiment == bin
                                                  assignments.c.visitor_id == bindparam("visitor_id"))
 
 
+def seed(conn: Connection) -> None:
+    """What every installation starts with: the built-in experiment and the default flags, each inserted
+    unless its key is taken (an admin's changes are kept)."""
+    now = now_millis()
+    conn.execute(insert_ignore(conn, experiments),
+                 [{**LANDING_EXPERIMENT.as_dict(), "created_at": now, "updated_at": now}])
+    conn.execute(insert_ignore(conn, flags),
+                 [{**_encoded(flag, FLAG_JSON), "updated_at": now} for flag in DEFAULT_FLAGS])
+
+
 class AbStore:
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._new_assignments: GroupCommit[str] = GroupCommit(self._save_assignments)
+        self._new_assignments: GroupCommit[tuple[list[str], int]] = GroupCommit(self._save_assignments)
 
     def init_schema(self) -> None:
-        upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
-        now = now_millis()
-        with self.engine.begin() as conn:
-            conn.execute(insert_ignore(conn, experiments),
-                         [{**LANDING_EXPERIMENT.as_dict(), "created_at": now, "updated_at": now}])
-            conn.execute(insert_ignore(conn, flags),
-                         [{**_encoded(flag, FLAG_JSON), "updated_at": now} for flag in DEFAULT_FLAGS])
+        upgrade(self.engine, MIGRATIONS, VERSION_TABLE, seed=seed)
+
+    def last_change(self) -> int:
+        """When a flag or an experiment last changed (milliseconds since the epoch)."""
+        with self.engine.connect() as conn:
+            return max(conn.execute(select(func.max(table.c.updated_at))).scalar_one() or 0
+                       for table in (flags, experiments))
 
     @staticmethod
     def _audit(conn: Connection, actor: str, entity: str, key: str, old: Any, new: Any) -> None:
@@ -186,6 +202,14 @@ class AbStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(*EXPERIMENT_COLUMNS).order_by(experiments.c.key)).mappings().all()
         return _readable(rows, _experiment)
+
+    @contextmanager
+    def experiment_changes(self):
+        """Experiments change one at a time, across threads, workers and instances, so what a change is
+        checked against (the other running experiments, the flags' allowed values) stays as it was until
+        the change is written."""
+        with exclusive(self.engine, "experiments"):
+            yield
 
     def create_experiment(self, data: dict[str, Any], actor: str) -> Experiment | None:
         """Insert a new experiment; None when the key is taken, InvalidRecord when data does not fit."""
@@ -221,17 +245,28 @@ class AbStore:
     def save_assignment(self, experiment: str, visitor_id: str, variant: str) -> str:
         """Store the first assignment and return the stored variant: concurrent first requests all
         get the one stored. New visitors arriving together share one transaction (group commit)."""
-        return self._new_assignments.submit([(experiment, visitor_id, variant, now_millis())])
+        [stored], _ = self._new_assignments.submit([(experiment, visitor_id, variant, now_millis())])
+        return stored
 
-    def _save_assignments(self, groups: list[list[tuple]]) -> list[str]:
-        """Insert-if-new every caller's assignment, then read back what is stored for each."""
+    def record_assignments(self, rows: list[tuple[str, str, str]]) -> int:
+        """Store each (experiment, visitor_id, variant) unless the visitor has a variant in that experiment
+        already (the first assignment wins); how many were new. Shares transactions with save_assignment."""
+        now = now_millis()
+        _, new = self._new_assignments.submit([(experiment, visitor_id, variant, now)
+                                               for experiment, visitor_id, variant in rows])
+        return new
+
+    def _save_assignments(self, groups: list[list[tuple]]) -> list[tuple[list[str], int]]:
+        """Insert-if-new every caller's assignments, then read back what is stored: for each caller, the
+        stored variant of each of its rows and how many of its rows were new."""
         rows = [row for group in groups for row in group]
         keys = list(dict.fromkeys((experiment, visitor_id) for experiment, visitor_id, *_ in rows))
         with write_transaction(self.engine) as conn:
-            insert_new(conn, assignments.name, ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
+            new = insert_new(conn, assignments.name, ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
             stored = {(e, v): variant for e, v, variant in find_rows(
                 conn, assignments.name, ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}
-        return [stored[group[0][:2]] for group in groups]
+        inserted = {id(row) for row in new}  # the rows written, as given (a key repeated: its first row)
+        return [([stored[row[:2]] for row in group], sum(id(row) in inserted for row in group)) for group in groups]
 
     # flags -------------------------------------------------------------------
     def list_flags(self) -> tuple[list[dict[str, Any]], list[UnreadableRecord]]:

@@ -1,11 +1,12 @@
 """Versioned schema changes with Alembic: each service upgrades its own tables to head at start-up."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from core.db import exclusive
 
@@ -17,12 +18,17 @@ def _config(script_location: Path, version_table: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine, script_location: Path, version_table: str, revision: str = "head") -> None:
-    """Bring the database to `revision`; an existing database upgrades in place."""
+def upgrade(engine: Engine, script_location: Path, version_table: str, revision: str = "head",
+            seed: Callable[[Connection], None] | None = None) -> None:
+    """Bring the database to `revision`; an existing database upgrades in place. `seed` then inserts
+    the rows every installation starts with, in the same transaction: the processes starting together
+    take turns, and none sees the new schema without them."""
     config = _config(script_location, version_table)
     with exclusive(engine, "migrate"), engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+        if seed is not None:
+            seed(conn)
 
 
 def run_env(target_metadata) -> None:

@@ -133,7 +133,7 @@ def query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
 BEARER = {"type": "http", "scheme": "bearer"}
 SECURITY_SCHEMES = {
     "adminToken": {**BEARER, "description": "ADMIN_TOKEN, or a token of ADMIN_TOKENS"},
-    "ingestKey": {**BEARER, "description": "INGEST_KEY of metrics_service"},
+    "ingestKey": {**BEARER, "description": "INGEST_KEY: the key the landing service sends with what it records"},
 }
 
 

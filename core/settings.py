@@ -16,6 +16,7 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 # Per ingest key (or admin token) and metrics_service worker: the landing service sends one request per
 # batch of up to 500 events, so this lets through 10,000 events/s, more than one worker stores.
 DEFAULT_RATE_LIMIT_INGEST = "1200/minute"
+DEFAULT_CLIENT_KEY = "sdk-landing-lab"
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -60,8 +61,10 @@ class Settings:
     outbox_autostart: bool = True  # deliver queued events from a background thread
     outbox_interval_seconds: float = 0.5
     outbox_max_backoff: float = 10.0
-    ingest_key: str = ""  # what POST /events on metrics_service requires; what the landing service sends
+    ingest_key: str = ""  # what POST /events and POST /assignments require; what the landing service sends
     rate_limit_ingest: str = DEFAULT_RATE_LIMIT_INGEST
+    # ab_service: the client key of GET /api/features/<client key> (GrowthBook SDKs); empty: no payload served
+    growthbook_client_key: str = DEFAULT_CLIENT_KEY
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,4 +90,5 @@ class Settings:
             outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
             ingest_key=env.get("INGEST_KEY", "").strip(),
             rate_limit_ingest=env.get("RATE_LIMIT_INGEST", DEFAULT_RATE_LIMIT_INGEST),
+            growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY", DEFAULT_CLIENT_KEY).strip(),
         )

@@ -1,25 +1,40 @@
 """Validation shared by the services (pure): pydantic errors as the API's [{"index"?, "field", "message"}]
-entries, request bodies that refuse null, and records (stored rows) that do not fit their model."""
+entries, request bodies that refuse null, query strings, and records (stored rows) that do not fit their
+model."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class Body(BaseModel):
     """A request body, or a part of one: unknown fields and explicit nulls are refused, each naming its
-    field. A field that may be omitted has a default; null is not a way to ask for it."""
+    field. A field that may be omitted has a default; null is not a way to ask for it, except in the
+    fields a PATCH lists in NULL_REMOVES, where null removes an optional setting."""
 
     model_config = ConfigDict(extra="forbid")
+    NULL_REMOVES: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="before")
     @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.NULL_REMOVES:
             raise ValueError("must not be null")
         return value
+
+
+class Query(BaseModel):
+    """Query-string parameters: an empty value is an absent parameter; unknown parameters are ignored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v != ""} if isinstance(data, Mapping) else data
 
 
 def field_errors(exc: ValidationError, with_index: bool = False) -> list[dict[str, Any]]:
@@ -59,9 +74,12 @@ class UnreadableRecord(RecordProblem):
 
 def parse_record(model, entity: str, raw: dict[str, Any], json_fields: tuple[str, ...] = (),
                  error: type[RecordProblem] = UnreadableRecord):
-    """raw (a row, its json_fields still JSON text) as the model; `error` listing every problem otherwise."""
+    """raw (a row, its json_fields still JSON text, or NULL) as the model; `error` listing every problem
+    otherwise."""
     raw, problems = dict(raw), []
     for name in json_fields:
+        if raw.get(name) is None:
+            continue
         try:
             raw[name] = json.loads(raw[name])
         except (TypeError, ValueError):

@@ -90,7 +90,7 @@ class AbClient:
             known = self._known.get(key)
         if known is not None:
             return {**known, "source": "memory"}
-        fallback = decide(definition or LANDING_EXPERIMENT, visitor_id)
+        fallback = decide(definition or LANDING_EXPERIMENT, {"id": visitor_id})
         return {"variant": fallback.variant, "in_experiment": fallback.in_experiment, "source": "hash"}
 
     def flags_for(self, visitor_id: str | None) -> dict[str, Any]:

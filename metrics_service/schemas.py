@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     WithJsonSchema,
@@ -23,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from core.events import DEFAULT_METRIC, METRICS, EventType, Metric, to_millis
 from core.experiments import WEIGHT_TOLERANCE
 from core.keys import KEY_PATTERN, MAX_KEY_LENGTH
+from core.validation import Query
 from metrics_service.series import INTERVALS_MS
 from metrics_service.statistics import SrmResult, VariantResult
 
@@ -75,17 +74,6 @@ Weights = Annotated[dict[str, float], BeforeValidator(parse_weights),
 
 
 # Query parameters ------------------------------------------------------------------------------------
-
-class Query(BaseModel):
-    """Query-string parameters: an empty value is an absent parameter; unknown parameters are ignored."""
-
-    model_config = ConfigDict(frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_is_absent(cls, data: Any) -> Any:
-        return {k: v for k, v in data.items() if v != ""} if isinstance(data, Mapping) else data
-
 
 class Window(Query):
     """A time window on whole hours (see EventFilter)."""

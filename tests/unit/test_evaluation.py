@@ -7,7 +7,8 @@ import uuid
 import pytest
 from growthbook import GrowthBook
 
-from core.evaluation import assign, evaluate, features_payload
+from core.evaluation import evaluate, features_payload
+from core.experiments import Experiment, decide
 
 FLAGS = [
     {"key": "cta_text", "type": "string", "value": "Get started", "off_value": "Get started", "rollout": 1.0},
@@ -106,7 +107,7 @@ def test_disjoint_namespaces_never_share_a_visitor():
 def test_condition_admits_exactly_the_matching_visitors():
     experiment = {**EXPERIMENTS[2], "condition": {"utm_source": "google"}}
     for attributes in visitors(2000, seed=11):
-        in_it = assign(experiment, attributes).in_experiment
+        in_it = decide(Experiment.from_dict(experiment), attributes).in_experiment
         assert in_it == (attributes.get("utm_source") == "google")
 
 
