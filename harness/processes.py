@@ -137,6 +137,18 @@ class ServiceProcess:
             return []
         return [self.process.pid, *self.worker_pids()]
 
+    def boot_problem(self, workers: int = 2, settle: float = 2.0) -> str | None:
+        """Start and wait for the gunicorn workers: None when it booted cleanly, else its log (a worker
+        that fails to boot makes the master exit, so it settles a while first). Leaves it running."""
+        try:
+            self.start()
+            wait_for(lambda: len(self.worker_pids()) == workers, timeout=30)
+            time.sleep(settle)
+        except (RuntimeError, TimeoutError, AssertionError):
+            return self.log_path.read_text()
+        log = self.log_path.read_text()
+        return log if self.process.poll() is not None or "Traceback" in log else None
+
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master), for faults aimed at one worker."""
         if self.process is None:

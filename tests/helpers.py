@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import html
 import importlib
+import json
 import os
+import random
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,3 +155,86 @@ def raw_html_allowed(at: AppTest) -> list[str]:
     """Where the rendered app lets raw HTML through (st.markdown(..., unsafe_allow_html=True), st.html)."""
     return [where for where, message, fd, value in _fields(at)
             if (fd.name == "allow_html" and value) or message.DESCRIPTOR.name == "Html"]
+OLD_FLAGS = [  # the seed flags before content flags, as ab0001-era installations have them
+    ("show_promo_section", "boolean", True, "Show the launch-offer section"),
+    ("enable_signup_form", "boolean", True, "Show the signup form and accept signups"),
+    ("show_testimonials", "boolean", True, "Show the testimonials section"),
+    ("cta_text", "string", "Join now", "Text of the call-to-action button"),  # changed by an admin
+    ("hero_headline", "string", "", "Replaces the variant's headline when set"),
+    ("accent_color", "color", "#3b5bdb", "Accent colour of the page"),
+    ("promo_discount_percent", "number", 20, "Discount shown in the launch offer"),
+]
+
+
+def old_ab_installation(db_url: str, headline: str = "") -> None:
+    """An ab_service database as the previous version left it: schema ab0001, its seed rows, an admin's experiment."""
+    import sqlalchemy as sa
+
+    from ab_service import store as ab_store
+    from core.db import make_engine
+    from core.migrate import upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine, ab_store.MIGRATIONS, ab_store.VERSION_TABLE, revision="ab0001")
+    experiments = sa.table("experiments", *[sa.column(c) for c in ("key", "description", "coverage", "seed",
+                                                                    "status", "created_at", "updated_at")],
+                           sa.column("variants", sa.JSON))
+    flags = sa.table("flags", *[sa.column(c) for c in ("key", "type", "value", "off_value", "rollout",
+                                                        "description", "updated_at")])
+    with engine.begin() as conn:
+        conn.execute(sa.insert(experiments), [
+            {"key": "landing", "description": "Landing page headline and layout", "coverage": 1.0, "seed": None,
+             "status": "running", "created_at": 1, "updated_at": 1,
+             "variants": [{"name": "A", "weight": 0.3}, {"name": "B", "weight": 0.7}]},
+            {"key": "pricing", "description": "", "coverage": 0.5, "seed": "p", "status": "running",
+             "created_at": 2, "updated_at": 2,
+             "variants": [{"name": "A", "weight": 0.5}, {"name": "B", "weight": 0.5}]},
+        ])
+        conn.execute(sa.insert(flags), [
+            {"key": key, "type": kind, "value": json.dumps(headline if key == "hero_headline" else value),
+             "off_value": json.dumps(headline if key == "hero_headline" else value), "rollout": 1.0,
+             "description": description, "updated_at": 1}
+            for key, kind, value, description in OLD_FLAGS])
+        conn.execute(sa.text("INSERT INTO assignments (experiment, visitor_id, variant, assigned_at) "
+                          "VALUES ('landing', 'v1', 'B', 5)"))
+    engine.dispose()
+
+
+def mixed_visitors(count: int, seed: int = 7) -> list[dict]:
+    """Visitor attributes as the landing page computes them, mixed: devices, browsers, campaigns (one
+    in upper case), referrers, returning or not."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        attributes = {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "device": rng.choice(["desktop", "mobile", "tablet"]),
+            "browser": rng.choice(["chrome", "firefox", "safari"]),
+            "path": "/",
+            "returning": rng.random() < 0.4,
+        }
+        if rng.random() < 0.5:
+            attributes["utm_source"] = rng.choice(["google", "newsletter", "GOOGLE", "bing"])
+        if rng.random() < 0.3:
+            attributes["referrer_host"] = rng.choice(["news.example.com", "example.org"])
+        out.append(attributes)
+    return out
+
+
+def sdk_decisions(features: dict, attributes: dict) -> tuple[dict, dict]:
+    """What the official GrowthBook SDK decides from a features payload: every feature's value, and
+    {experiment: variant} (the variation's meta key) for the experiments it puts the visitor in."""
+    from growthbook import GrowthBook
+
+    gb = GrowthBook(attributes=dict(attributes), features=features)  # destroy() clears what it was given
+    try:
+        values, variants = {}, {}
+        for key in features:
+            result = gb.eval_feature(key)
+            values[key] = result.value
+            if result.source == "experiment":
+                meta = result.experiment.meta[result.experimentResult.variationId]
+                variants[result.experiment.key] = meta["key"]
+        return values, variants
+    finally:
+        gb.destroy()

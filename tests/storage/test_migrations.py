@@ -9,6 +9,7 @@ from core.db import make_engine
 from core.migrate import upgrade
 from landing import outbox as landing_outbox
 from metrics_service import store as metrics_store
+from tests.helpers import ADMIN_TOKEN, flask_app, old_ab_installation
 
 SERVICES = [ab_store, metrics_store, landing_outbox]
 
@@ -52,3 +53,42 @@ def test_unversioned_outbox_is_rebuilt_with_its_queued_events(db_url):
         assert [tuple(r) for r in rows] == [("e1", "{}", 10, None), ("e2", "{}", 20, None)]
     assert "outbox_unversioned" not in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_an_old_installation_upgrades_to_the_content_model(db_url):
+    old_ab_installation(db_url)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for _ in range(2):  # starting again changes nothing more
+        with flask_app("ab_service", DATABASE_URL=db_url, ADMIN_TOKEN=ADMIN_TOKEN) as app:
+            client = app.test_client()
+            flags = {f["key"]: f for f in client.get("/flags").get_json()["flags"]}
+            experiments = {e["key"]: e for e in client.get("/experiments").get_json()["experiments"]}
+            audit = client.get("/audit", headers=admin).get_json()["entries"]
+            assigned = client.get("/assign?visitor_id=v1").get_json()["variant"]
+        assert flags["hero_headline"]["value"] == flags["hero_headline"]["off_value"] == "Ship experiments, not guesses"
+        assert flags["hero_headline"]["description"] == "Headline of the hero section"
+        assert flags["cta_text"]["value"] == "Join now"
+        assert flags["layout"]["allowed"] == ["centered", "split"] and flags["layout"]["value"] == "centered"
+        assert flags["hero_lede"]["value"].startswith("Landing Lab splits your traffic")
+        assert experiments["landing"]["variants"] == [
+            {"name": "A", "weight": 0.3, "overrides": {}},
+            {"name": "B", "weight": 0.7, "overrides": {
+                "layout": "split", "hero_headline": "Know what works before you scale it",
+                "hero_lede": "Run A/B tests on your landing page, self-hosted, with results you can trust."}}]
+        assert [v["overrides"] for v in experiments["pricing"]["variants"]] == [{}, {}]
+        assert (experiments["pricing"]["namespace"], experiments["pricing"]["condition"]) == (None, None)
+        assert assigned == "B"
+        assert sorted((e["actor"], e["entity"], e["key"]) for e in audit) == [
+            ("migration", "experiment", "landing"), ("migration", "flag", "hero_headline")]
+
+
+def test_a_headline_an_admin_had_set_stays_on_both_variants(db_url):
+    old_ab_installation(db_url, headline="Our own headline")
+    with flask_app("ab_service", DATABASE_URL=db_url) as app:
+        client = app.test_client()
+        flags = {f["key"]: f for f in client.get("/flags").get_json()["flags"]}
+        landing = client.get("/experiments/landing").get_json()
+    assert flags["hero_headline"]["value"] == "Our own headline"
+    assert flags["hero_headline"]["description"] == "Headline of the hero section"
+    assert landing["variants"][1]["overrides"] == {
+        "layout": "split", "hero_lede": "Run A/B tests on your landing page, self-hosted, with results you can trust."}

@@ -1,14 +1,11 @@
 """core.evaluation decides exactly what the official GrowthBook SDK decides from our features payload."""
 from __future__ import annotations
 
-import random
-import uuid
-
 import pytest
-from growthbook import GrowthBook
 
 from core.evaluation import evaluate, features_payload
 from core.experiments import Experiment, decide
+from tests.helpers import mixed_visitors, sdk_decisions
 
 FLAGS = [
     {"key": "cta_text", "type": "string", "value": "Get started", "off_value": "Get started", "rollout": 1.0},
@@ -48,37 +45,12 @@ EXPERIMENTS = [
 ]
 
 
-def visitors(count: int, seed: int = 7) -> list[dict]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        attributes = {
-            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "device": rng.choice(["desktop", "mobile", "tablet"]),
-            "browser": rng.choice(["Chrome", "Firefox", "Safari"]),
-            "path": "/",
-            "returning": rng.random() < 0.4,
-        }
-        if rng.random() < 0.5:
-            attributes["utm_source"] = rng.choice(["google", "newsletter", "GOOGLE", "bing"])
-        out.append(attributes)
-    return out
-
-
-def sdk_values(payload: dict, attributes: dict) -> dict:
-    gb = GrowthBook(attributes=attributes, features=payload)
-    try:
-        return {key: gb.get_feature_value(key, None) for key in payload}
-    finally:
-        gb.destroy()
-
-
 def test_sdk_reads_the_payload_as_the_page_decides():
     payload = features_payload(FLAGS, EXPERIMENTS)
     seen = {key: set() for key in payload}
-    for attributes in visitors(1000):
+    for attributes in mixed_visitors(1000):
         ours = evaluate(FLAGS, EXPERIMENTS, attributes)
-        assert sdk_values(payload, attributes) == ours.values, attributes
+        assert sdk_decisions(payload, attributes) == (ours.values, ours.exposures), attributes
         for key, value in ours.values.items():
             seen[key].add(str(value))
     # the sample exercises every experiment's overrides and the partial rollout
@@ -106,7 +78,7 @@ def test_disjoint_namespaces_never_share_a_visitor():
 
 def test_condition_admits_exactly_the_matching_visitors():
     experiment = {**EXPERIMENTS[2], "condition": {"utm_source": "google"}}
-    for attributes in visitors(2000, seed=11):
+    for attributes in mixed_visitors(2000, seed=11):
         in_it = decide(Experiment.from_dict(experiment), attributes).in_experiment
         assert in_it == (attributes.get("utm_source") == "google")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from core.flags import in_rollout, resolve, resolve_all, value_problem
+from core.flags import DEFAULT_FLAGS, allowed_problem, in_rollout, resolve, resolve_all, value_problem
 
 
 @pytest.mark.parametrize("kind,value,ok", [
@@ -40,3 +40,29 @@ def test_resolve_inside_and_outside_rollout():
     assert resolve({**flag, "rollout": 1.0}, None) == "New"
     assert resolve(flag, None) == "Old"
     assert resolve_all([flag, {"key": "x", "value": 1, "off_value": 0, "rollout": 1.0}], "v1")["x"] == 1
+
+
+def test_allowed_values_restrict_a_string_flag():
+    assert value_problem("string", "split", ["centered", "split"]) is None
+    assert value_problem("string", "grid", ["centered", "split"]) == "must be one of 'centered', 'split'"
+    assert value_problem("string", 5, ["centered"]) == "must be a string"
+
+
+@pytest.mark.parametrize("kind,allowed,problem", [
+    ("string", ["centered", "split"], None),
+    ("boolean", [True], "only string flags have allowed values"),
+    ("string", [], "must list 1 to 20 values"),
+    ("string", ["a", "a"], "must not repeat a value"),
+    ("string", ["a", ""], "'' must not be empty"),
+])
+def test_allowed_lists_are_checked(kind, allowed, problem):
+    assert allowed_problem(kind, allowed) == problem
+
+
+def test_every_default_flag_fits_its_type_and_allowed_values():
+    for flag in DEFAULT_FLAGS:
+        for value in (flag["value"], flag["off_value"]):
+            assert value_problem(flag["type"], value, flag["allowed"]) is None, flag
+    assert {flag["key"] for flag in DEFAULT_FLAGS} == {
+        "hero_headline", "hero_lede", "cta_text", "accent_color", "layout", "show_testimonials",
+        "show_promo_section", "promo_discount_percent", "enable_signup_form"}
