@@ -23,7 +23,7 @@ run: $(STAMP)
 	@echo "metrics_service http://127.0.0.1:5001"
 	@echo "ab_service      http://127.0.0.1:5002"
 	@echo "admin token     $$(cat data/admin_token)   (in data/admin_token)"
-	@echo "ingest key      in data/ingest_key (metrics_service POST /events; the landing service sends it)"
+	@echo "ingest key      in data/ingest_key (the landing service sends it with events and assignments)"
 	ADMIN_TOKEN=$$(cat data/admin_token) INGEST_KEY=$$(cat data/ingest_key) PATH=$(CURDIR)/$(BIN):$$PATH \
 		$(BIN)/honcho start -f Procfile
 

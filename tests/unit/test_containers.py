@@ -133,7 +133,7 @@ class ReadRecorder(dict):
         return super().__contains__(key)
 
 
-@pytest.mark.parametrize("name", ["metrics_service", "landing"])
+@pytest.mark.parametrize("name", ["metrics_service", "landing", "ab_service"])
 def test_ingest_key_has_no_default(name):
     assert service(name)["environment"]["INGEST_KEY"] == "${INGEST_KEY:?set INGEST_KEY}"
 
