@@ -114,6 +114,13 @@ def test_namespace_and_condition_change_and_go_only_in_draft(ab_client, admin_he
     assert (body["namespace"], body["condition"]) == (namespace, {"device": "mobile"})
 
 
+@pytest.mark.parametrize("field", ["description", "variants", "coverage", "seed", "status"])
+def test_null_is_no_way_to_change_a_field(ab_client, admin_headers, field):
+    create(ab_client, admin_headers)
+    response = patch(ab_client, admin_headers, **{field: None})
+    assert response.status_code == 400 and errors(response) == {field: "must not be null"}
+
+
 def test_overrides_change_while_running_and_are_audited(ab_client, admin_headers):
     create(ab_client, admin_headers, status="running")
     variants = [{"name": "A", "weight": 0.2}, {"name": "B", "weight": 0.4, "overrides": {"cta_text": "Go"}},
