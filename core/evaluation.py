@@ -37,10 +37,23 @@ class Evaluation:
         return {key: a.variant for key, a in self.assignments.items() if a.new}
 
 
+def definition(experiment: Experiment | Mapping[str, Any]) -> Experiment:
+    """An experiment as a definition, from the wire shape when needed."""
+    return experiment if isinstance(experiment, Experiment) else Experiment.from_dict(experiment)
+
+
 def definitions(experiments: Iterable[Experiment | Mapping[str, Any]]) -> list[Experiment]:
     """Experiments as definitions, in key order (the order of their rules in `features_payload`)."""
-    parsed = [e if isinstance(e, Experiment) else Experiment.from_dict(e) for e in experiments]
-    return sorted(parsed, key=lambda e: e.key)
+    return sorted((definition(e) for e in experiments), key=lambda e: e.key)
+
+
+def variant_names(experiment: Experiment | Mapping[str, Any]) -> list[str]:
+    return definition(experiment).variant_names
+
+
+def overridden_flags(experiment: Experiment | Mapping[str, Any]) -> set[str]:
+    """Every flag some variant of the experiment overrides."""
+    return definition(experiment).overridden_flags
 
 
 def evaluate(flags: Iterable[Flag], experiments: Iterable[Experiment | Mapping[str, Any]],

@@ -100,3 +100,14 @@ def test_unknown_remembered_variant_is_ignored_and_stopped_experiment_shows_defa
     stopped = evaluate(FLAGS, [EXPERIMENTS[4]], {"id": "v1"}, {"old_test": "B"})
     assert stopped.assignments["old_test"] == stopped.assignments["old_test"].__class__("A", False)
     assert stopped.values["hero_headline"] == "Ship experiments"
+
+
+def test_wire_shapes_and_definitions_are_read_alike():
+    from core.evaluation import overridden_flags, variant_names
+
+    experiment = EXPERIMENTS[0]
+    assert variant_names(experiment) == variant_names(Experiment.from_dict(experiment)) == ["A", "B", "C"]
+    assert overridden_flags(experiment) == {"cta_text", "layout"}
+    as_definitions = [Experiment.from_dict(e) for e in EXPERIMENTS]
+    for attributes in mixed_visitors(50):
+        assert evaluate(FLAGS, as_definitions, attributes) == evaluate(FLAGS, EXPERIMENTS, attributes)
