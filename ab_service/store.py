@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from ab_service.schemas import ExperimentRecord, FlagRecord
-from core.db import find_rows, insert_ignore, insert_new, now_millis, write_transaction
+from core.db import find_rows, insert_ignore, insert_new, now_millis, run_write
 from core.experiments import LANDING_EXPERIMENT, Experiment
 from core.flags import DEFAULT_FLAGS
 from core.group_commit import GroupCommit
@@ -224,13 +224,17 @@ class AbStore:
         return self._new_assignments.submit([(experiment, visitor_id, variant, now_millis())])
 
     def _save_assignments(self, groups: list[list[tuple]]) -> list[str]:
-        """Insert-if-new every caller's assignment, then read back what is stored for each."""
+        """Insert-if-new every caller's assignment, then read back what is stored for each (in one
+        transaction, run again after a deadlock)."""
         rows = [row for group in groups for row in group]
         keys = list(dict.fromkeys((experiment, visitor_id) for experiment, visitor_id, *_ in rows))
-        with write_transaction(self.engine) as conn:
+
+        def save(conn: Connection) -> dict[tuple[str, str], str]:
             insert_new(conn, assignments.name, ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
-            stored = {(e, v): variant for e, v, variant in find_rows(
+            return {(e, v): variant for e, v, variant in find_rows(
                 conn, assignments.name, ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}
+
+        stored = run_write(self.engine, save)
         return [stored[group[0][:2]] for group in groups]
 
     # flags -------------------------------------------------------------------
@@ -264,9 +268,11 @@ class AbStore:
     def update_flags(self, changes: dict[str, dict[str, Any]], actor: str) -> dict[str, dict[str, Any]]:
         """Apply {key: {field: new value}} to several flags in one transaction, each change audited, and
         return the flags changed; nothing when any flag would be left not fitting the record (InvalidRecord),
-        so a change can also repair a row that did not."""
-        now, changed = now_millis(), {}
-        with self.engine.begin() as conn:
+        so a change can also repair a row that did not. The transaction runs again after a deadlock."""
+        now = now_millis()
+
+        def apply(conn: Connection) -> dict[str, dict[str, Any]]:
+            changed = {}
             for key, fields in sorted(changes.items()):  # rows locked in one order
                 row = conn.execute(select(*FLAG_COLUMNS).where(flags.c.key == key).with_for_update()
                                    ).mappings().one()
@@ -275,7 +281,9 @@ class AbStore:
                 conn.execute(update(flags).where(flags.c.key == key).values(**stored, updated_at=now))
                 self._audit(conn, actor, "flag", key, _as_stored(row, FLAG_JSON), record)
                 changed[key] = record
-        return changed
+            return changed
+
+        return run_write(self.engine, apply)
 
     # audit -------------------------------------------------------------------
     def audit_entries(self, limit: int = 200) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 read only the aggregates, so their cost does not grow with the number of events)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Index,
     Integer,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     select,
 )
 
-from core.db import insert_new, write_transaction
+from core.db import insert_new, run_write
 from core.events import EVENT_BITS, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
@@ -105,23 +106,27 @@ class MetricsStore:
         return self._group.submit(rows)
 
     def _write(self, batches: list[Sequence[EventRow]]) -> list[int]:
-        """One transaction for several callers' rows; how many rows of each caller were new."""
-        with write_transaction(self.engine) as conn:
-            stored = insert_new(conn, events.name, EventRow._fields, [row for batch in batches for row in batch],
-                                key=("event_id",))
-            new_ids = {row.event_id for row in stored}
-            counts = []
-            for batch in batches:
-                new = 0
-                for row in batch:
-                    if row.event_id in new_ids:  # the first row with an id is the one stored
-                        new_ids.discard(row.event_id)
-                        new += 1
-                counts.append(new)
-            remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in stored if row.excluded is None],
-                                        self._known)
+        """One transaction for several callers' rows (run again after a deadlock); how many rows of
+        each caller were new."""
+        counts, remember = run_write(self.engine, lambda conn: self._store(conn, batches))
         remember()
         return counts
+
+    def _store(self, conn: Connection, batches: list[Sequence[EventRow]]) -> tuple[list[int], Callable[[], None]]:
+        stored = insert_new(conn, events.name, EventRow._fields, [row for batch in batches for row in batch],
+                            key=("event_id",))
+        new_ids = {row.event_id for row in stored}
+        counts = []
+        for batch in batches:
+            new = 0
+            for row in batch:
+                if row.event_id in new_ids:  # the first row with an id is the one stored
+                    new_ids.discard(row.event_id)
+                    new += 1
+            counts.append(new)
+        remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in stored if row.excluded is None],
+                                    self._known)
+        return counts, remember
 
     def rebuild_aggregates(self) -> None:
         with self.engine.begin() as conn:

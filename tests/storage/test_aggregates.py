@@ -12,19 +12,7 @@ from core.events import parse_events, to_row
 from core.migrate import _config, upgrade
 from metrics_service import store as metrics_store
 from metrics_service.store import EventFilter, MetricsStore, aggregates, events
-
-
-def snapshot(conn, aggregates) -> dict[str, set[tuple]]:
-    """Every aggregate row except zero counters, for comparing maintained and rebuilt aggregates."""
-    counters = {aggregates.agg_events: "events", aggregates.agg_cohorts: "visitors", aggregates.agg_active: "visitors"}
-    result = {}
-    for table in aggregates.tables:
-        rows = conn.execute(select(table)).all()
-        if table in counters:
-            index = list(table.c.keys()).index(counters[table])
-            rows = [r for r in rows if r[index] != 0]
-        result[table.name] = {tuple(r) for r in rows}
-    return result
+from tests.helpers import assert_matches_rebuild, snapshot
 
 
 def random_events(rng: random.Random, count: int) -> list[dict]:
@@ -104,14 +92,6 @@ def test_existing_database_upgrades_in_place_with_backfill(db_url):
     with engine.connect() as conn:
         assert snapshot(conn, aggregates) == backfilled
     engine.dispose()
-
-
-def assert_matches_rebuild(store: MetricsStore) -> None:
-    with store.engine.connect() as conn:
-        maintained = snapshot(conn, aggregates)
-    store.rebuild_aggregates()
-    with store.engine.connect() as conn:
-        assert snapshot(conn, aggregates) == maintained
 
 
 @pytest.mark.parametrize("memory", [3, 100_000], ids=["forgetful", "roomy"])
