@@ -256,9 +256,11 @@ def insert_rows(conn, table: str, columns: Sequence[str], rows: Sequence[tuple])
 
 def upsert_rows(conn, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple],
                 update: str) -> None:
-    """INSERT .. ON CONFLICT (key) DO UPDATE SET update, many rows per statement (keys distinct),
-    in key order: each row is locked as it is written (see insert_new)."""
-    for chunk in chunked(sorted(rows, key=key_of(columns, key)), CHUNK_ROWS):
+    """INSERT .. ON CONFLICT (key) DO UPDATE SET update, many rows per statement (keys distinct).
+    On PostgreSQL in key order: each row is locked as it is written (see insert_new)."""
+    if conn.dialect.name == "postgresql":
+        rows = sorted(rows, key=key_of(columns, key))
+    for chunk in chunked(rows, CHUNK_ROWS):
         statement, params = _insert(conn, table, columns, chunk)
         conn.exec_driver_sql(f"{statement} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}", params)
 

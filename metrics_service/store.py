@@ -28,7 +28,7 @@ from core.db import insert_new, run_write
 from core.events import EVENT_BITS, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
-from metrics_service.aggregates import ANY_TYPE, Aggregates, Counted
+from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 from metrics_service.visitor_memory import Known
 
@@ -73,6 +73,16 @@ class EventFilter:
         if self.variant:
             conditions.append(table.c.variant == self.variant)
         return conditions
+
+    def scope(self, table: Table, by_variant: bool) -> list:
+        """Conditions on a per-visitor aggregate (agg_cohorts, agg_active). Without an experiment they
+        read the rows kept across experiments, where a visitor counts once: per variant when the
+        query groups or filters by variant, else overall."""
+        if self.experiment:
+            return self.keys(table)
+        if self.variant or not by_variant:
+            return [table.c.experiment == ANY, table.c.variant == (self.variant or ANY)]
+        return [table.c.experiment == ANY, table.c.variant != ANY]
 
     def window(self, column) -> list:
         conditions = []
@@ -145,7 +155,7 @@ class MetricsStore:
     def _cohort_sums(self, flt: EventFilter, group_by: bool, **measures: int) -> list[dict[str, Any]]:
         """Visitors from agg_cohorts, per variant (or overall), whose mask holds each measure's bits."""
         table = aggregates.agg_cohorts
-        conditions = flt.keys(table) + flt.window(table.c.cohort_hour)
+        conditions = flt.scope(table, group_by) + flt.window(table.c.cohort_hour)
         if flt.event_type:
             conditions.append(has(table.c.mask, EVENT_BITS[flt.event_type]))
         columns = [func.coalesce(func.sum(case((has(table.c.mask, bits), table.c.visitors), else_=0)), 0).label(name)
@@ -211,7 +221,7 @@ class MetricsStore:
         kind = "d" if interval_ms >= DAY_MS else "h"
         visitors_query = select(active.c.period, active.c.variant, active.c.visitors).where(
             and_(active.c.kind == kind, active.c.event_type == (flt.event_type or ANY_TYPE),
-                 *flt.keys(active), *flt.window(active.c.period)))
+                 *flt.scope(active, True), *flt.window(active.c.period)))
         with self.engine.connect() as conn:
             counts = {(r.bucket, r.variant): int(r.events) for r in conn.execute(events_query)}
             visitors = {(r.period, r.variant): int(r.visitors) for r in conn.execute(visitors_query)}
@@ -226,7 +236,7 @@ class MetricsStore:
         query = (select(table.c.variant, table.c.cohort_hour,
                         func.sum(case((has(table.c.mask, exposed), table.c.visitors), else_=0)).label("exposed"),
                         func.sum(case((has(table.c.mask, converted), table.c.visitors), else_=0)).label("converted"))
-                 .where(and_(True, *flt.keys(table), *flt.window(table.c.cohort_hour)))
+                 .where(and_(True, *flt.scope(table, True), *flt.window(table.c.cohort_hour)))
                  .group_by(table.c.variant, table.c.cohort_hour)
                  .order_by(table.c.variant, table.c.cohort_hour))
         with self.engine.connect() as conn:
