@@ -30,7 +30,7 @@ from core.group_commit import GroupCommit
 from core.migrate import upgrade
 from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
-from metrics_service.visitor_memory import Known
+from metrics_service.visitor_memory import MEMORY_VISITORS, Known
 
 metadata = MetaData()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -98,7 +98,7 @@ def has(mask_column, bits: int):
 
 
 class MetricsStore:
-    def __init__(self, engine: Engine, memory: int = 100_000):
+    def __init__(self, engine: Engine, memory: int = MEMORY_VISITORS):
         """`memory`: how many recent visitors' stored rows this process remembers (see Known)."""
         self.engine = engine
         self._known = Known(memory)
