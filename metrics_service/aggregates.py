@@ -183,15 +183,17 @@ class Aggregates:
         return remember
 
     def _lock_states(self, conn: Connection, keys: list[tuple]) -> dict[tuple, tuple[int, int]]:
-        """The stored states of these visitors. On PostgreSQL the rows are created if missing (mask 0:
-        nothing counted yet) and locked, so concurrent instances update each visitor in turn; on
-        SQLite the ingest transaction holds the database's write lock from its start."""
-        postgres = conn.dialect.name == "postgresql"
+        """The stored states of these visitors (the keys hold each visitor's (ANY, ANY) row). On
+        PostgreSQL each visitor's (ANY, ANY) row is created if missing (mask 0: nothing counted yet)
+        and locked first: every write of a visitor's states happens under that lock, so concurrent
+        instances update each visitor in turn. On SQLite the ingest transaction holds the database's
+        write lock from its start."""
         table, columns = self.visitor_state.name, self.state_columns
-        if postgres and keys:
-            upsert_rows(conn, table, columns, columns[:3], [(*k, 0, 0) for k in keys],
+        if conn.dialect.name == "postgresql":
+            visitors = [(*k, 0, 0) for k in keys if k[:2] == (ANY, ANY)]
+            upsert_rows(conn, table, columns, columns[:3], visitors,
                         f"mask = {table}.mask")  # a no-op update: still locks the row
-        found = find_rows(conn, table, columns[:3], columns, keys, for_update=postgres)
+        found = find_rows(conn, table, columns[:3], columns, keys)
         return {(e, v, vid): (first, mask) for e, v, vid, first, mask in found if mask}
 
     def rebuild(self, conn: Connection, events: Table) -> None:
