@@ -200,8 +200,7 @@ def _insert(conn, table: str, columns: Sequence[str], chunk: Sequence[tuple]) ->
     return f"INSERT INTO {table} ({', '.join(columns)}) {rows}", params
 
 
-def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple],
-              for_update: bool = False) -> list[tuple]:
+def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple]) -> list[tuple]:
     """The stored rows (as `columns`) whose `key` columns equal one of `keys`: a join against the
     keys as a relation, which both SQLite and PostgreSQL answer from the primary key or unique index."""
     found = []
@@ -209,8 +208,7 @@ def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys
     for chunk in chunked(keys, CHUNK_ROWS):
         rows, params = _relation(conn, len(key), chunk)
         found.extend(tuple(row) for row in conn.exec_driver_sql(
-            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}"
-            + (" FOR UPDATE OF t" if for_update else ""), params))
+            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}", params))
     return found
 
 
