@@ -126,7 +126,7 @@ def test_run_write_runs_a_deadlocked_transaction_again(pg_engine):
         return lambda: run_write(pg_engine, work)
 
     assert run_together(writer("x", "y", "1"), writer("y", "x", "2")) == ["1", "2"]
-    assert len(attempts) == 3  # one of the two ran twice
+    assert len(attempts) >= 3  # PostgreSQL aborted one (rarely both, when both look at once): it ran again
     notes = {a: note for a, _, note in stored(pg_engine)}
     assert sorted(notes["x"]) == sorted(notes["y"]) == ["1", "2"]
 
