@@ -141,13 +141,19 @@ def sequential_p_value(arm: Arm, control: Arm) -> float | None:
 
 
 def srm_test(visitors: Sequence[int], weights: Sequence[float]) -> float | None:
-    """Pearson chi-square p-value of visitors per variant against the expected weights."""
-    total = sum(visitors)
-    if total == 0 or len(visitors) < 2:
+    """Pearson chi-square p-value of visitors per variant against the expected weights (as scipy's
+    chisquare). A variant expected at weight 0 takes no part, unless it has visitors: then the split
+    is certainly not as configured (0). None without visitors or without two variants to compare."""
+    observed, weight = np.asarray(visitors, dtype=float), np.asarray(weights, dtype=float)
+    if (observed[weight == 0] > 0).any():
+        return 0.0
+    observed, weight = observed[weight > 0], weight[weight > 0]
+    total = observed.sum()
+    if total == 0 or len(observed) < 2:
         return None
-    expected = np.asarray(weights, dtype=float) / sum(weights) * total
-    statistic = float((((np.asarray(visitors, dtype=float) - expected) ** 2) / expected).sum())
-    return float(special.chdtrc(len(visitors) - 1, statistic))
+    expected = weight / weight.sum() * total
+    statistic = float(((observed - expected) ** 2 / expected).sum())
+    return float(special.chdtrc(len(observed) - 1, statistic))
 
 
 def enough_data(arms: Sequence[Arm | VariantResult]) -> bool:
