@@ -14,7 +14,7 @@ COPY ab_service/ ab_service/
 COPY metrics_service/ metrics_service/
 COPY landing/ landing/
 COPY dashboard/ dashboard/
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir .[redis]
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from ab_service.schemas import ExperimentRecord, FlagRecord
-from core.db import exclusive, find_rows, insert_ignore, insert_new, now_millis, write_transaction
+from core.db import exclusive, find_rows, insert_ignore, insert_new, now_millis, run_write
 from core.experiments import LANDING_EXPERIMENT, Experiment
 from core.flags import DEFAULT_FLAGS
 from core.group_commit import GroupCommit
@@ -261,10 +261,13 @@ class AbStore:
         stored variant of each of its rows and how many of its rows were new."""
         rows = [row for group in groups for row in group]
         keys = list(dict.fromkeys((experiment, visitor_id) for experiment, visitor_id, *_ in rows))
-        with write_transaction(self.engine) as conn:
+
+        def save(conn: Connection) -> tuple[list[tuple], dict[tuple[str, str], str]]:
             new = insert_new(conn, assignments.name, ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
-            stored = {(e, v): variant for e, v, variant in find_rows(
+            return new, {(e, v): variant for e, v, variant in find_rows(
                 conn, assignments.name, ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}
+
+        new, stored = run_write(self.engine, save)  # in one transaction, run again after a deadlock
         inserted = {id(row) for row in new}  # the rows written, as given (a key repeated: its first row)
         return [([stored[row[:2]] for row in group], sum(id(row) in inserted for row in group)) for group in groups]
 
@@ -299,9 +302,11 @@ class AbStore:
     def update_flags(self, changes: dict[str, dict[str, Any]], actor: str) -> dict[str, dict[str, Any]]:
         """Apply {key: {field: new value}} to several flags in one transaction, each change audited, and
         return the flags changed; nothing when any flag would be left not fitting the record (InvalidRecord),
-        so a change can also repair a row that did not."""
-        now, changed = now_millis(), {}
-        with self.engine.begin() as conn:
+        so a change can also repair a row that did not. The transaction runs again after a deadlock."""
+        now = now_millis()
+
+        def apply(conn: Connection) -> dict[str, dict[str, Any]]:
+            changed = {}
             for key, fields in sorted(changes.items()):  # rows locked in one order
                 row = conn.execute(select(*FLAG_COLUMNS).where(flags.c.key == key).with_for_update()
                                    ).mappings().one()
@@ -310,7 +315,9 @@ class AbStore:
                 conn.execute(update(flags).where(flags.c.key == key).values(**stored, updated_at=now))
                 self._audit(conn, actor, "flag", key, _as_stored(row, FLAG_JSON), record)
                 changed[key] = record
-        return changed
+            return changed
+
+        return run_write(self.engine, apply)
 
     # audit -------------------------------------------------------------------
     def audit_entries(self, limit: int = 200) -> list[dict[str, Any]]:

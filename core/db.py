@@ -1,16 +1,24 @@
 """Engine creation from DATABASE_URL: SQLite in WAL mode by default, PostgreSQL for shared deployments."""
 from __future__ import annotations
 
+import logging
+import random
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
+from typing import TypeVar
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -65,6 +73,48 @@ def exclusive(engine: Engine, name: str):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# PostgreSQL aborts one of two transactions that wait on each other (deadlock_detected) or whose
+# isolation cannot be kept (serialization_failure); run again from the start, either succeeds.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSACTION_ATTEMPTS = 6
+RETRY_BACKOFF_SECONDS = 0.02  # the first wait is up to this, doubling each attempt (full jitter)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a deadlock or serialization failure: the transaction was rolled back and can run again."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def retry_transient(operation: Callable[[], T], attempts: int = TRANSACTION_ATTEMPTS,
+                    backoff: float = RETRY_BACKOFF_SECONDS, sleep: Callable[[float], None] = time.sleep,
+                    jitter: Callable[[float, float], float] = random.uniform) -> T:
+    """operation(), run again after a deadlock or serialization failure, at most `attempts` times in
+    all, waiting a random time up to backoff, 2 x backoff, 4 x backoff... between runs (so the
+    transactions that collided do not collide again in step). Other errors pass at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except DBAPIError as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            log.info("transaction aborted (%s), attempt %d of %d; running it again",
+                     exc.orig.sqlstate, attempt, attempts)
+        sleep(jitter(0, backoff * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """work(conn) in a write_transaction, committed; run again from the start after a deadlock or
+    serialization failure (see retry_transient). `work` must do nothing outside the database that
+    a second run would repeat: what is learnt is acted on after run_write returns."""
+
+    def once() -> T:
+        with write_transaction(engine) as conn:
+            return work(conn)
+
+    return retry_transient(once)
 
 
 def make_engine(url: str) -> Engine:
@@ -150,8 +200,7 @@ def _insert(conn, table: str, columns: Sequence[str], chunk: Sequence[tuple]) ->
     return f"INSERT INTO {table} ({', '.join(columns)}) {rows}", params
 
 
-def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple],
-              for_update: bool = False) -> list[tuple]:
+def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple]) -> list[tuple]:
     """The stored rows (as `columns`) whose `key` columns equal one of `keys`: a join against the
     keys as a relation, which both SQLite and PostgreSQL answer from the primary key or unique index."""
     found = []
@@ -159,28 +208,34 @@ def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys
     for chunk in chunked(keys, CHUNK_ROWS):
         rows, params = _relation(conn, len(key), chunk)
         found.extend(tuple(row) for row in conn.exec_driver_sql(
-            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}"
-            + (" FOR UPDATE OF t" if for_update else ""), params))
+            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}", params))
     return found
+
+
+def key_of(columns: Sequence[str], key: Sequence[str]) -> Callable[[tuple], tuple]:
+    """row -> the tuple of its `key` columns."""
+    positions = [columns.index(name) for name in key]
+    return itemgetter(*positions) if len(positions) > 1 else (lambda row, i=positions[0]: (row[i],))
 
 
 def insert_new(conn, table: str, columns: Sequence[str], rows: Sequence[tuple], key: Sequence[str]) -> list[tuple]:
     """Insert the rows whose `key` columns are not stored yet; return them (the first row of each
     key), in order.
 
-    PostgreSQL: INSERT .. ON CONFLICT DO NOTHING RETURNING, safe beside concurrent writers.
+    PostgreSQL: INSERT .. ON CONFLICT DO NOTHING RETURNING, safe beside concurrent writers; rows
+    go in in key order, so two transactions inserting overlapping keys wait for each other in the
+    same order instead of deadlocking.
     SQLite: one look-up of the keys already stored, then one multi-row INSERT, inside a transaction
     begun IMMEDIATE (the write lock is held from the start, so nothing can slip in between). The
     sqlite3 module releases the GIL for every row a statement steps through; a RETURNING insert of
     500 rows would hand it over 500 times, each time waiting behind the request threads."""
-    positions = [columns.index(name) for name in key]
-    get_key = itemgetter(*positions) if len(positions) > 1 else (lambda row, i=positions[0]: (row[i],))
+    get_key = key_of(columns, key)
     unique: dict[tuple, tuple] = {}
     for row in rows:
         unique.setdefault(get_key(row), row)
     if conn.dialect.name == "postgresql":
         stored: set[tuple] = set()
-        for chunk in chunked(list(unique.values()), CHUNK_ROWS):
+        for chunk in chunked([unique[k] for k in sorted(unique)], CHUNK_ROWS):
             statement, params = _insert(conn, table, columns, chunk)
             stored.update(tuple(r) for r in conn.exec_driver_sql(
                 f"{statement} ON CONFLICT DO NOTHING RETURNING {', '.join(key)}", params))
@@ -199,7 +254,10 @@ def insert_rows(conn, table: str, columns: Sequence[str], rows: Sequence[tuple])
 
 def upsert_rows(conn, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[tuple],
                 update: str) -> None:
-    """INSERT .. ON CONFLICT (key) DO UPDATE SET update, many rows per statement (keys distinct)."""
+    """INSERT .. ON CONFLICT (key) DO UPDATE SET update, many rows per statement (keys distinct).
+    On PostgreSQL in key order: each row is locked as it is written (see insert_new)."""
+    if conn.dialect.name == "postgresql":
+        rows = sorted(rows, key=key_of(columns, key))
     for chunk in chunked(rows, CHUNK_ROWS):
         statement, params = _insert(conn, table, columns, chunk)
         conn.exec_driver_sql(f"{statement} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}", params)

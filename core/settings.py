@@ -56,6 +56,7 @@ class Settings:
     # the landing service
     rate_limit_visitor: str = "60/minute"
     rate_limit_ip: str = "600/minute"
+    rate_limit_storage_uri: str = ""  # where limits are counted; empty: the service's own database
     proxy_hops: int = 0
     config_ttl_seconds: float = 1.0  # how long flag values are reused before asking ab_service again
     outbox_autostart: bool = True  # deliver queued events from a background thread
@@ -83,6 +84,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             rate_limit_visitor=env.get("RATE_LIMIT_VISITOR", "60/minute"),
             rate_limit_ip=env.get("RATE_LIMIT_IP", "600/minute"),
+            rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI", ""),
             proxy_hops=int(env.get("TRUSTED_PROXY_HOPS", "0")),
             config_ttl_seconds=float(env.get("CONFIG_TTL_SECONDS", "1")),
             outbox_autostart=_switch("OUTBOX_AUTOSTART", env.get("OUTBOX_AUTOSTART", "true")),

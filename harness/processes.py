@@ -249,6 +249,31 @@ def start_stack(data_dir: Path, with_dashboard: bool = True, **extra_env: str) -
 
 
 @contextmanager
+def redis_server(data_dir: Path, port: int | None = None) -> Iterator[str]:
+    """A Redis server of its own (Debian's redis-server, nothing saved to disk) for the length of
+    the block; yields its URL."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(data_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, timeout=10, interval=0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
 def running(command: list[str], env: dict[str, str], health_url: str, timeout: float = 60.0,
             log_path: Path | None = None) -> Iterator[ServiceProcess]:
     """Run a server process (quietly, or logging to log_path) until the block ends; wait until

@@ -26,7 +26,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.proxy_hops:
         # Behind N trusted proxies, the client address comes from X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
-    app.extensions["rate_limits"] = RateLimits({"visitor": settings.rate_limit_visitor, "ip": settings.rate_limit_ip})
+    # Counted where every worker sees them: by default in the service's own database.
+    app.extensions["rate_limits"] = RateLimits({"visitor": settings.rate_limit_visitor, "ip": settings.rate_limit_ip},
+                                               settings.rate_limit_storage_uri or settings.database_url)
 
     session = make_session(retries=0, timeout=(0.3, 1.0))
     app.extensions["ab_client"] = AbClient(settings.ab_service_url, session, config_ttl=settings.config_ttl_seconds)

@@ -16,7 +16,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("metrics_service")
     app = create_base_app(__name__, settings)
     # Per sender (the ingest key, or an admin token's name); bodies are limited by MAX_BODY_BYTES.
-    app.extensions["rate_limits"] = RateLimits({"ingest": settings.rate_limit_ingest})
+    # Counted per worker in memory unless RATE_LIMIT_STORAGE_URI names a shared storage: an abuse
+    # guard far above what the landing service sends, kept off the ingest transaction's write lock.
+    app.extensions["rate_limits"] = RateLimits({"ingest": settings.rate_limit_ingest},
+                                               settings.rate_limit_storage_uri or "memory://")
     engine = make_engine(settings.database_url)
     store = MetricsStore(engine)
     store.init_schema()

@@ -7,6 +7,11 @@
 - visitor_periods: which (visitor, event type or "*", hour or day) pairs have been seen
 - agg_active:      distinct visitors per (experiment, variant, event type or "*", hour or day)
 
+The per-visitor tables (and so agg_cohorts and agg_active) also keep each visitor once across
+experiments, under experiment "*": per variant (experiment "*", the variant) and, for the states and
+cohorts, overall (experiment and variant "*"). Queries without an experiment read those, so a
+visitor in several experiments counts once. ("*" is never an experiment's or a variant's name.)
+
 Every change is applied in the ingest transaction, from the rows that were newly stored, so the
 aggregates stay exactly what `rebuild` computes from the raw events (a test compares the two). What
 a process remembers having written, to skip it next time, is in visitor_memory.py.
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 PERIODS = {"h": HOUR_MS, "d": DAY_MS}
 ANY_TYPE = "*"
 COUNTABLE_MS = (0, 253_402_300_799_999)  # 1970 up to the last millisecond a datetime can hold (9999)
+ANY = "*"  # every experiment, every variant
 
 
 def event_deltas(rows: Iterable[Any]) -> Counter:
@@ -56,6 +62,17 @@ def batch_states(rows: Iterable[Any]) -> dict[tuple, tuple[int, int]]:
         state[0] = min(state[0], r.ts)
         state[1] |= EVENT_BITS[r.event_type]
     return {k: (v[0], v[1]) for k, v in states.items()}
+
+
+def widen(states: dict[tuple, tuple[int, int]]) -> dict[tuple, tuple[int, int]]:
+    """The same visitors' states across experiments: per (ANY, variant, visitor) and (ANY, ANY,
+    visitor), each the earliest time and all the event types of the states it gathers (pure)."""
+    wide: dict[tuple, tuple[int, int]] = {}
+    for (_, variant, visitor), (first, mask) in states.items():
+        for key in ((ANY, variant, visitor), (ANY, ANY, visitor)):
+            before = wide.get(key)
+            wide[key] = (first, mask) if before is None else (min(before[0], first), before[1] | mask)
+    return wide
 
 
 def cohort_deltas(old: dict[tuple, tuple[int, int]], batch: dict[tuple, tuple[int, int]]
@@ -133,9 +150,11 @@ class Aggregates:
                   event_deltas(rows))
 
         # Visitor states first: on PostgreSQL this locks each visitor's row, so the period rows
-        # below are written by one instance at a time per visitor.
-        states = batch_states(rows)
-        batch = known.unknown_states(states)
+        # below are written by one instance at a time per visitor. A visitor's rows across
+        # experiments gather their rows in each, so they change only where one of those changes: a
+        # batch that changes nothing the worker knows of needs no look-up of them either.
+        batch = known.unknown_states(batch_states(rows))
+        batch.update(widen(batch))
         old = self._lock_states(conn, sorted(batch))
         deltas, changed = cohort_deltas(old, batch)
         upsert_rows(conn, self.visitor_state.name, self.state_columns, self.state_columns[:3],
@@ -146,32 +165,35 @@ class Aggregates:
         # A visitor with no counted event before this batch has no period rows yet: theirs are
         # all new and need no look-up. Everyone else's go through insert_new.
         first_timers = {k for k in batch if k not in old}
-        periods = sorted(known.unknown_periods(rows))
+        periods = known.unknown_periods(rows)
+        wanted = sorted(periods | {(ANY, v, vid, t, kind, p) for _, v, vid, t, kind, p in periods})
         if conn.dialect.name == "sqlite":
-            fresh = [p for p in periods if p[:3] in first_timers]
+            fresh = [p for p in wanted if p[:3] in first_timers]
             insert_rows(conn, self.visitor_periods.name, self.period_columns, fresh)
-            rest = [p for p in periods if p[:3] not in first_timers]
+            rest = [p for p in wanted if p[:3] not in first_timers]
         else:  # one INSERT .. RETURNING either way
-            fresh, rest = [], periods
+            fresh, rest = [], wanted
         fresh += insert_new(conn, self.visitor_periods.name, self.period_columns, rest, key=self.period_columns)
         self._add(conn, self.agg_active, ("experiment", "variant", "event_type", "kind", "period"), "visitors",
                   Counter((e, v, t, k, p) for e, v, _, t, k, p in fresh))
 
         def remember() -> None:
-            known.remember({**old, **changed}, periods)
+            known.remember({k: state for k, state in {**old, **changed}.items() if k[0] != ANY}, periods)
 
         return remember
 
     def _lock_states(self, conn: Connection, keys: list[tuple]) -> dict[tuple, tuple[int, int]]:
-        """The stored states of these visitors. On PostgreSQL the rows are created if missing (mask 0:
-        nothing counted yet) and locked, so concurrent instances update each visitor in turn; on
-        SQLite the ingest transaction holds the database's write lock from its start."""
-        postgres = conn.dialect.name == "postgresql"
+        """The stored states of these visitors (the keys hold each visitor's (ANY, ANY) row). On
+        PostgreSQL each visitor's (ANY, ANY) row is created if missing (mask 0: nothing counted yet)
+        and locked first: every write of a visitor's states happens under that lock, so concurrent
+        instances update each visitor in turn. On SQLite the ingest transaction holds the database's
+        write lock from its start."""
         table, columns = self.visitor_state.name, self.state_columns
-        if postgres and keys:
-            upsert_rows(conn, table, columns, columns[:3], [(*k, 0, 0) for k in keys],
+        if conn.dialect.name == "postgresql":
+            visitors = [(*k, 0, 0) for k in keys if k[:2] == (ANY, ANY)]
+            upsert_rows(conn, table, columns, columns[:3], visitors,
                         f"mask = {table}.mask")  # a no-op update: still locks the row
-        found = find_rows(conn, table, columns[:3], columns, keys, for_update=postgres)
+        found = find_rows(conn, table, columns[:3], columns, keys)
         return {(e, v, vid): (first, mask) for e, v, vid, first, mask in found if mask}
 
     def rebuild(self, conn: Connection, events: Table) -> None:
@@ -179,19 +201,21 @@ class Aggregates:
         for table in self.tables:
             conn.execute(delete(table))
         # What ingest would count: rows written some other way (by hand, by another version) with an
-        # unknown event type or a time before 1970 or past year 9999 are left out, as ingest refuses them.
+        # unknown event type, a time before 1970 or past year 9999, or "*" (ANY) for an experiment or
+        # variant are left out, as ingest refuses them.
         counted = and_(events.c.excluded.is_(None), events.c.event_type.in_(list(EVENT_BITS)),
-                       events.c.ts.between(*COUNTABLE_MS))
+                       events.c.ts.between(*COUNTABLE_MS), events.c.experiment != ANY, events.c.variant != ANY)
         hour = (events.c.ts - events.c.ts % HOUR_MS)
         conn.execute(self.agg_events.insert().from_select(
             ["experiment", "variant", "event_type", "hour", "events"],
             select(events.c.experiment, events.c.variant, events.c.event_type, hour, func.count())
             .where(counted).group_by(events.c.experiment, events.c.variant, events.c.event_type, hour)))
         mask = sum((func.max(_bit(events, name, bit)) for name, bit in EVENT_BITS.items()), literal(0))
-        conn.execute(self.visitor_state.insert().from_select(
-            ["experiment", "variant", "visitor_id", "first_ts", "mask"],
-            select(events.c.experiment, events.c.variant, events.c.visitor_id, func.min(events.c.ts), mask)
-            .where(counted).group_by(events.c.experiment, events.c.variant, events.c.visitor_id)))
+        for experiment, variant in _scopes(events):
+            conn.execute(self.visitor_state.insert().from_select(
+                ["experiment", "variant", "visitor_id", "first_ts", "mask"],
+                select(experiment, variant, events.c.visitor_id, func.min(events.c.ts), mask).where(counted)
+                .group_by(experiment, variant, events.c.visitor_id)))
         state = self.visitor_state
         cohort = state.c.first_ts - state.c.first_ts % HOUR_MS
         conn.execute(self.agg_cohorts.insert().from_select(
@@ -200,15 +224,16 @@ class Aggregates:
             .group_by(state.c.experiment, state.c.variant, cohort, state.c.mask)))
         # One grouped insert per (kind, event type or "*"): the parts cannot overlap, and grouping
         # sorts (an external merge sort on SQLite) where a UNION would probe a temporary index per row.
-        for kind, size in PERIODS.items():
-            period = (events.c.ts - events.c.ts % size).label("period")
-            for event_type in (events.c.event_type, literal(ANY_TYPE)):
-                event_type = event_type.label("event_type")
-                conn.execute(self.visitor_periods.insert().from_select(
-                    ["experiment", "variant", "visitor_id", "event_type", "kind", "period"],
-                    select(events.c.experiment, events.c.variant, events.c.visitor_id, event_type,
-                           literal(kind).label("kind"), period).where(counted)
-                    .group_by(events.c.experiment, events.c.variant, events.c.visitor_id, event_type, period)))
+        for experiment, variant in _scopes(events)[:2]:  # no period rows across variants
+            for kind, size in PERIODS.items():
+                period = (events.c.ts - events.c.ts % size).label("period")
+                for event_type in (events.c.event_type, literal(ANY_TYPE)):
+                    event_type = event_type.label("event_type")
+                    conn.execute(self.visitor_periods.insert().from_select(
+                        ["experiment", "variant", "visitor_id", "event_type", "kind", "period"],
+                        select(experiment, variant, events.c.visitor_id, event_type,
+                               literal(kind).label("kind"), period).where(counted)
+                        .group_by(experiment, variant, events.c.visitor_id, event_type, period)))
         periods = self.visitor_periods
         conn.execute(self.agg_active.insert().from_select(
             ["experiment", "variant", "event_type", "kind", "period", "visitors"],
@@ -216,6 +241,14 @@ class Aggregates:
                    func.count())
             .group_by(periods.c.experiment, periods.c.variant, periods.c.event_type, periods.c.kind,
                       periods.c.period)))
+
+
+def _scopes(events: Table) -> list[tuple]:
+    """(experiment, variant) columns of each level the per-visitor tables keep: in the experiment,
+    across experiments per variant, across everything."""
+    anything = literal(ANY)
+    return [(events.c.experiment, events.c.variant), (anything.label("experiment"), events.c.variant),
+            (anything.label("experiment"), anything.label("variant"))]
 
 
 def _bit(events: Table, name: str, bit: int):

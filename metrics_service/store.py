@@ -2,7 +2,7 @@
 read only the aggregates, so their cost does not grow with the number of events)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Index,
     Integer,
@@ -23,13 +24,13 @@ from sqlalchemy import (
     select,
 )
 
-from core.db import insert_new, write_transaction
+from core.db import insert_new, run_write
 from core.events import EVENT_BITS, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
-from metrics_service.aggregates import ANY_TYPE, Aggregates, Counted
+from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
-from metrics_service.visitor_memory import Known
+from metrics_service.visitor_memory import MEMORY_VISITORS, Known
 
 metadata = MetaData()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -73,6 +74,16 @@ class EventFilter:
             conditions.append(table.c.variant == self.variant)
         return conditions
 
+    def scope(self, table: Table, by_variant: bool) -> list:
+        """Conditions on a per-visitor aggregate (agg_cohorts, agg_active). Without an experiment they
+        read the rows kept across experiments, where a visitor counts once: per variant when the
+        query groups or filters by variant, else overall."""
+        if self.experiment:
+            return self.keys(table)
+        if self.variant or not by_variant:
+            return [table.c.experiment == ANY, table.c.variant == (self.variant or ANY)]
+        return [table.c.experiment == ANY, table.c.variant != ANY]
+
     def window(self, column) -> list:
         conditions = []
         if self.since_ms is not None:
@@ -87,7 +98,7 @@ def has(mask_column, bits: int):
 
 
 class MetricsStore:
-    def __init__(self, engine: Engine, memory: int = 100_000):
+    def __init__(self, engine: Engine, memory: int = MEMORY_VISITORS):
         """`memory`: how many recent visitors' stored rows this process remembers (see Known)."""
         self.engine = engine
         self._known = Known(memory)
@@ -105,23 +116,27 @@ class MetricsStore:
         return self._group.submit(rows)
 
     def _write(self, batches: list[Sequence[EventRow]]) -> list[int]:
-        """One transaction for several callers' rows; how many rows of each caller were new."""
-        with write_transaction(self.engine) as conn:
-            stored = insert_new(conn, events.name, EventRow._fields, [row for batch in batches for row in batch],
-                                key=("event_id",))
-            new_ids = {row.event_id for row in stored}
-            counts = []
-            for batch in batches:
-                new = 0
-                for row in batch:
-                    if row.event_id in new_ids:  # the first row with an id is the one stored
-                        new_ids.discard(row.event_id)
-                        new += 1
-                counts.append(new)
-            remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in stored if row.excluded is None],
-                                        self._known)
+        """One transaction for several callers' rows (run again after a deadlock); how many rows of
+        each caller were new."""
+        counts, remember = run_write(self.engine, lambda conn: self._store(conn, batches))
         remember()
         return counts
+
+    def _store(self, conn: Connection, batches: list[Sequence[EventRow]]) -> tuple[list[int], Callable[[], None]]:
+        stored = insert_new(conn, events.name, EventRow._fields, [row for batch in batches for row in batch],
+                            key=("event_id",))
+        new_ids = {row.event_id for row in stored}
+        counts = []
+        for batch in batches:
+            new = 0
+            for row in batch:
+                if row.event_id in new_ids:  # the first row with an id is the one stored
+                    new_ids.discard(row.event_id)
+                    new += 1
+            counts.append(new)
+        remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in stored if row.excluded is None],
+                                    self._known)
+        return counts, remember
 
     def rebuild_aggregates(self) -> None:
         with self.engine.begin() as conn:
@@ -140,7 +155,7 @@ class MetricsStore:
     def _cohort_sums(self, flt: EventFilter, group_by: bool, **measures: int) -> list[dict[str, Any]]:
         """Visitors from agg_cohorts, per variant (or overall), whose mask holds each measure's bits."""
         table = aggregates.agg_cohorts
-        conditions = flt.keys(table) + flt.window(table.c.cohort_hour)
+        conditions = flt.scope(table, group_by) + flt.window(table.c.cohort_hour)
         if flt.event_type:
             conditions.append(has(table.c.mask, EVENT_BITS[flt.event_type]))
         columns = [func.coalesce(func.sum(case((has(table.c.mask, bits), table.c.visitors), else_=0)), 0).label(name)
@@ -206,7 +221,7 @@ class MetricsStore:
         kind = "d" if interval_ms >= DAY_MS else "h"
         visitors_query = select(active.c.period, active.c.variant, active.c.visitors).where(
             and_(active.c.kind == kind, active.c.event_type == (flt.event_type or ANY_TYPE),
-                 *flt.keys(active), *flt.window(active.c.period)))
+                 *flt.scope(active, True), *flt.window(active.c.period)))
         with self.engine.connect() as conn:
             counts = {(r.bucket, r.variant): int(r.events) for r in conn.execute(events_query)}
             visitors = {(r.period, r.variant): int(r.visitors) for r in conn.execute(visitors_query)}
@@ -221,7 +236,7 @@ class MetricsStore:
         query = (select(table.c.variant, table.c.cohort_hour,
                         func.sum(case((has(table.c.mask, exposed), table.c.visitors), else_=0)).label("exposed"),
                         func.sum(case((has(table.c.mask, converted), table.c.visitors), else_=0)).label("converted"))
-                 .where(and_(True, *flt.keys(table), *flt.window(table.c.cohort_hour)))
+                 .where(and_(True, *flt.scope(table, True), *flt.window(table.c.cohort_hour)))
                  .group_by(table.c.variant, table.c.cohort_hour)
                  .order_by(table.c.variant, table.c.cohort_hour))
         with self.engine.connect() as conn:

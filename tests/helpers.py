@@ -45,6 +45,53 @@ class LiveServer:
         self.thread.join(5)
 
 
+def run_together(*calls) -> list:
+    """Call each function in a thread of its own, all released at once; their results, or the
+    exceptions they raised, in order."""
+    results: list = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def call(i):
+        start.wait()
+        try:
+            results[i] = calls[i]()
+        except Exception as exc:  # noqa: BLE001 - returned for the test's assertions
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def snapshot(conn, aggregates) -> dict[str, set[tuple]]:
+    """Every aggregate row except zero counters, for comparing maintained and rebuilt aggregates."""
+    from sqlalchemy import select
+
+    counters = {aggregates.agg_events: "events", aggregates.agg_cohorts: "visitors", aggregates.agg_active: "visitors"}
+    result = {}
+    for table in aggregates.tables:
+        rows = conn.execute(select(table)).all()
+        if table in counters:
+            index = list(table.c.keys()).index(counters[table])
+            rows = [r for r in rows if r[index] != 0]
+        result[table.name] = {tuple(r) for r in rows}
+    return result
+
+
+def assert_matches_rebuild(store) -> None:
+    """The aggregates a MetricsStore kept at ingest equal the ones rebuilt from its raw events."""
+    from metrics_service.store import aggregates
+
+    with store.engine.connect() as conn:
+        maintained = snapshot(conn, aggregates)
+    store.rebuild_aggregates()
+    with store.engine.connect() as conn:
+        assert snapshot(conn, aggregates) == maintained
+
+
 def settings_for(service: str, **env: str) -> Settings:
     """A service's settings from the given environment alone: a test's own configuration, which
     replaces the process environment."""

@@ -125,3 +125,67 @@ def test_excluded_events_are_stored_but_not_counted(metrics_client, metrics_app)
 
     with metrics_app.extensions["metrics_store"].engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 3
+
+
+def visitors_in_several_experiments(count=300):
+    """Each visitor in one to three experiments (a sticky variant in each), viewing and sometimes
+    clicking or signing up, over the last five hours, sent in a shuffled order."""
+    import random
+
+    rng = random.Random(9)
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(count):
+        for experiment in rng.sample(["landing", "hero", "pricing"], rng.randint(1, 3)):
+            variant = rng.choice("AB")
+            for event_type in ["page_view", "cta_click", "form_submit"][:rng.randint(1, 3)]:
+                at = now - timedelta(minutes=rng.randint(0, 300))
+                rows.append(event(f"v{i}", variant, event_type, experiment=experiment, timestamp=at.isoformat()))
+    rng.shuffle(rows)
+    return rows
+
+
+def distinct(rows, **match):
+    return len({r["visitor_id"] for r in rows if all(r[k] == v for k, v in match.items())})
+
+
+def test_stats_across_experiments_count_each_visitor_once(metrics_client):
+    rows = visitors_in_several_experiments()
+    for start in range(0, len(rows), 250):
+        assert post(metrics_client, rows[start:start + 250]).status_code == 202
+    stats = metrics_client.get("/stats").get_json()
+    assert stats["total_events"] == len(rows)
+    assert stats["unique_visitors"] == distinct(rows) == 300
+    for variant in "AB":
+        assert stats["by_variant"][variant]["visitors"] == distinct(rows, variant=variant)
+        only = metrics_client.get(f"/stats?variant={variant}").get_json()
+        assert only["unique_visitors"] == distinct(rows, variant=variant)
+    for event_type in ("page_view", "cta_click", "form_submit"):
+        assert stats["by_event_type"][event_type]["visitors"] == distinct(rows, event_type=event_type)
+    for cell in stats["matrix"]:
+        assert cell["visitors"] == distinct(rows, variant=cell["variant"], event_type=cell["event_type"])
+    viewers = {(r["variant"], r["visitor_id"]) for r in rows if r["event_type"] == "page_view"}
+    for variant, conversion in stats["conversion"].items():
+        assert conversion["visitors"] == sum(1 for v, _ in viewers if v == variant)
+        clickers = {r["visitor_id"] for r in rows if r["variant"] == variant and r["event_type"] == "cta_click"}
+        assert conversion["cta_click"]["visitors"] == len({vid for v, vid in viewers if v == variant} & clickers)
+    # within one experiment a visitor counts once per variant, as before
+    hero = [r for r in rows if r["experiment"] == "hero"]
+    by_hero = metrics_client.get("/stats?experiment=hero").get_json()
+    assert by_hero["unique_visitors"] == len({(r["variant"], r["visitor_id"]) for r in hero})
+
+
+def test_time_series_and_funnel_across_experiments_count_each_visitor_once(metrics_client):
+    rows = visitors_in_several_experiments()
+    assert post(metrics_client, rows[:900]).status_code == 202
+    assert post(metrics_client, rows[900:]).status_code == 202
+    series = metrics_client.get("/stats/timeseries?interval=day").get_json()["series"]
+    expected = {}
+    for r in rows:
+        bucket = datetime.fromisoformat(r["timestamp"]).date()
+        expected.setdefault((bucket, r["variant"]), set()).add(r["visitor_id"])
+    assert {(datetime.fromisoformat(p["bucket"].replace("Z", "+00:00")).date(), p["variant"]): p["visitors"]
+            for p in series} == {key: len(ids) for key, ids in expected.items()}
+    funnel = metrics_client.get("/stats/funnel").get_json()
+    for step in funnel["variants"]:
+        assert step["steps"][0]["visitors"] == distinct(rows, variant=step["variant"], event_type="page_view")

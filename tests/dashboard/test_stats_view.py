@@ -41,3 +41,18 @@ def test_backend_down_is_said_plainly(down):
     at = open_view("Stats")
     assert not at.exception
     assert any("unreachable" in e.value for e in at.error)
+
+
+def test_cleared_experiment_counts_each_visitor_once(backends):
+    _, metrics = backends
+    seed(metrics)  # ten visitors in "landing"
+    events = [{"visitor_id": f"a{i}", "variant": "B", "event_type": "page_view", "experiment": "hero"}
+              for i in range(4)]  # four of them also in "hero"
+    events += [{"visitor_id": "h0", "variant": "A", "event_type": "page_view", "experiment": "hero"}]
+    post_events(metrics, events)
+    at = open_view("Stats")
+    at.text_input(key="stats_experiment").set_value("").run()
+    assert {m.label: m.value for m in at.metric} == {"Events": "19", "Unique visitors": "11"}
+    matrix = at.dataframe[0].value
+    views = matrix[matrix["event_type"] == "page_view"].set_index("variant")["visitors"].to_dict()
+    assert views == {"A": 7, "B": 8}  # a0-a5 and h0 in A; b0-b3 and a0-a3 in B

@@ -11,20 +11,9 @@ from core.db import make_engine
 from core.events import parse_events, to_row
 from core.migrate import _config, upgrade
 from metrics_service import store as metrics_store
+from metrics_service.aggregates import ANY
 from metrics_service.store import EventFilter, MetricsStore, aggregates, events
-
-
-def snapshot(conn, aggregates) -> dict[str, set[tuple]]:
-    """Every aggregate row except zero counters, for comparing maintained and rebuilt aggregates."""
-    counters = {aggregates.agg_events: "events", aggregates.agg_cohorts: "visitors", aggregates.agg_active: "visitors"}
-    result = {}
-    for table in aggregates.tables:
-        rows = conn.execute(select(table)).all()
-        if table in counters:
-            index = list(table.c.keys()).index(counters[table])
-            rows = [r for r in rows if r[index] != 0]
-        result[table.name] = {tuple(r) for r in rows}
-    return result
+from tests.helpers import assert_matches_rebuild, snapshot
 
 
 def random_events(rng: random.Random, count: int) -> list[dict]:
@@ -36,7 +25,7 @@ def random_events(rng: random.Random, count: int) -> list[dict]:
         event = {
             "visitor_id": rng.choice(visitors),
             "variant": rng.choice("AB"),
-            "experiment": rng.choice(["landing", "hero"]),
+            "experiment": rng.choice(["landing", "hero", "pricing"]),
             "event_type": rng.choice(["page_view", "page_view", "cta_click", "form_submit"]),
             "timestamp": (now - timedelta(minutes=rng.randint(0, 60 * 24 * 5))).isoformat(),  # out of order
             "event_id": rng.choice(ids),  # many repeats
@@ -66,6 +55,9 @@ def test_maintained_aggregates_equal_a_rebuild(metrics):
     with metrics.engine.connect() as conn:
         maintained = snapshot(conn, aggregates)
     assert all(maintained.values())
+    levels = {name: {row[:2] for row in rows if row[0] == ANY} for name, rows in maintained.items()}
+    assert levels["visitor_state"] == levels["agg_cohorts"] == {(ANY, "A"), (ANY, "B"), (ANY, ANY)}
+    assert levels["visitor_periods"] == levels["agg_active"] == {(ANY, "A"), (ANY, "B")}
     metrics.rebuild_aggregates()
     with metrics.engine.connect() as conn:
         assert snapshot(conn, aggregates) == maintained
@@ -74,17 +66,45 @@ def test_maintained_aggregates_equal_a_rebuild(metrics):
 def test_queries_match_counts_from_raw_events(metrics):
     rows = random_events(random.Random(5), 800)
     metrics.insert_events([to_row(e) for e in parse_events(rows)])
-    with metrics.engine.connect() as conn:
-        raw_events = conn.execute(select(func.count()).select_from(events).where(events.c.excluded.is_(None))
-                                  .where(events.c.experiment == "landing")).scalar_one()
-        raw_visitors = conn.execute(
-            select(func.count()).select_from(
-                select(events.c.variant, events.c.visitor_id).where(events.c.excluded.is_(None))
-                .where(events.c.experiment == "landing").group_by(events.c.variant, events.c.visitor_id).subquery()
-            )).scalar_one()
+    def raw(*columns, **match):
+        """Distinct values of the columns among the counted events that match."""
+        rows = select(*columns).where(events.c.excluded.is_(None), *(events.c[k] == v for k, v in match.items()))
+        with metrics.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(rows.group_by(*columns).subquery())).scalar_one()
+
     flt = EventFilter(experiment="landing")
-    assert metrics.count_events(flt) == raw_events
-    assert metrics.unique_visitors(flt)[None] == raw_visitors
+    assert metrics.count_events(flt) == raw(events.c.id, experiment="landing")
+    assert metrics.unique_visitors(flt)[None] == raw(events.c.variant, events.c.visitor_id, experiment="landing")
+    # across experiments a visitor counts once: overall, per variant, per event type
+    assert metrics.unique_visitors(EventFilter())[None] == raw(events.c.visitor_id)
+    assert metrics.unique_visitors(EventFilter(), "variant") == {v: raw(events.c.visitor_id, variant=v) for v in "AB"}
+    assert metrics.unique_visitors(EventFilter(variant="B"))[None] == raw(events.c.visitor_id, variant="B")
+    assert metrics.unique_visitors(EventFilter(), "event_type") == {
+        t: raw(events.c.visitor_id, event_type=t) for t in ("page_view", "cta_click", "form_submit")}
+
+
+def test_upgrade_adds_the_rows_across_experiments(db_url):
+    """A database kept by the code before visitors were counted across experiments has no rows under
+    experiment "*": the upgrade fills them from the stored events."""
+    from sqlalchemy import delete
+
+    engine = make_engine(db_url)
+    config = _config(metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "m0003")
+    store = MetricsStore(engine)
+    store.insert_events([to_row(e) for e in parse_events(random_events(random.Random(4), 300))])
+    visitors = store.unique_visitors(EventFilter())[None]
+    with engine.begin() as conn:
+        for name in ("visitor_state", "agg_cohorts", "visitor_periods", "agg_active"):
+            table = getattr(aggregates, name)
+            conn.execute(delete(table).where(table.c.experiment == ANY))
+    assert store.unique_visitors(EventFilter())[None] == 0
+    upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
+    assert store.unique_visitors(EventFilter())[None] == visitors > 0
+    assert_matches_rebuild(store)
+    engine.dispose()
 
 
 def test_existing_database_upgrades_in_place_with_backfill(db_url):
@@ -104,14 +124,6 @@ def test_existing_database_upgrades_in_place_with_backfill(db_url):
     with engine.connect() as conn:
         assert snapshot(conn, aggregates) == backfilled
     engine.dispose()
-
-
-def assert_matches_rebuild(store: MetricsStore) -> None:
-    with store.engine.connect() as conn:
-        maintained = snapshot(conn, aggregates)
-    store.rebuild_aggregates()
-    with store.engine.connect() as conn:
-        assert snapshot(conn, aggregates) == maintained
 
 
 @pytest.mark.parametrize("memory", [3, 100_000], ids=["forgetful", "roomy"])

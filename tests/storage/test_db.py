@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from core.db import WriteLock, find_rows, insert_new, make_engine, upsert_rows, write_transaction
+from core.db import WriteLock, find_rows, insert_new, make_engine, run_write, upsert_rows, write_transaction
+from tests.helpers import run_together
 
 
 @pytest.fixture
@@ -95,3 +96,62 @@ def test_write_lock_is_a_no_op_for_postgresql_and_memory():
         with lock, lock:  # re-entrant because it does nothing
             pass
 
+
+
+@pytest.fixture
+def pg_engine(pg_schema_url):
+    engine = make_engine(pg_schema_url())
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE pairs (a VARCHAR(10), b INTEGER, note VARCHAR(10), PRIMARY KEY (a, b))"))
+        conn.execute(text("INSERT INTO pairs VALUES ('x', 1, ''), ('y', 2, '')"))
+    yield engine
+    engine.dispose()
+
+
+def test_run_write_runs_a_deadlocked_transaction_again(pg_engine):
+    """Two transactions lock the same two rows in opposite orders and wait for each other: PostgreSQL
+    aborts one (deadlock detected), run_write runs it again, and both changes are committed."""
+    both_hold_one = threading.Barrier(2)
+    attempts = []
+
+    def writer(first, second, note):
+        def work(conn):
+            attempts.append(note)
+            conn.execute(text("UPDATE pairs SET note = note || :n WHERE a = :a"), {"n": note, "a": first})
+            if attempts.count(note) == 1:
+                both_hold_one.wait(10)
+            conn.execute(text("UPDATE pairs SET note = note || :n WHERE a = :a"), {"n": note, "a": second})
+            return note
+
+        return lambda: run_write(pg_engine, work)
+
+    assert run_together(writer("x", "y", "1"), writer("y", "x", "2")) == ["1", "2"]
+    assert len(attempts) >= 3  # PostgreSQL aborted one (rarely both, when both look at once): it ran again
+    notes = {a: note for a, _, note in stored(pg_engine)}
+    assert sorted(notes["x"]) == sorted(notes["y"]) == ["1", "2"]
+
+
+@pytest.mark.parametrize("helper", ["insert_new", "upsert_rows"])
+def test_overlapping_multi_row_writes_in_different_orders_do_not_deadlock(pg_engine, helper):
+    """Eight transactions write the same 300 keys, each in its own shuffled order: the helpers write
+    in key order, so they wait for each other instead of deadlocking."""
+    import random
+
+    keys = [(f"k{i % 10}", i) for i in range(300)]
+    columns = ("a", "b", "note")
+
+    def writer(seed):
+        rows = [(a, b, str(seed)) for a, b in random.Random(seed).sample(keys, len(keys))]
+
+        def write():
+            with write_transaction(pg_engine) as conn:
+                if helper == "insert_new":
+                    insert_new(conn, "pairs", columns, rows, key=("a", "b"))
+                else:
+                    upsert_rows(conn, "pairs", columns, ("a", "b"), rows, "note = excluded.note")
+                time.sleep(0.01)
+        return write
+
+    for _ in range(3):
+        assert run_together(*[writer(seed) for seed in range(8)]) == [None] * 8
+    assert {(a, b) for a, b, _ in stored(pg_engine)} >= set(keys)

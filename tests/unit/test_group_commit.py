@@ -1,10 +1,12 @@
 """Group commit: callers share writes, each gets its own result, a bad caller fails alone."""
 import threading
 import time
+from functools import partial
 
 import pytest
 
 from core.group_commit import GroupCommit
+from tests.helpers import run_together
 
 
 class Recorder:
@@ -24,22 +26,7 @@ class Recorder:
 
 
 def run_concurrently(group: GroupCommit, works: list[list[str]]) -> list:
-    results: list = [None] * len(works)
-    start = threading.Barrier(len(works))
-
-    def call(i):
-        start.wait()
-        try:
-            results[i] = group.submit(works[i])
-        except Exception as exc:  # noqa: BLE001 - recorded for the assertions
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(works))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return results
+    return run_together(*[partial(group.submit, work) for work in works])
 
 
 def test_a_lone_caller_is_a_plain_write():

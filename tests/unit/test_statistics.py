@@ -126,6 +126,15 @@ def test_srm_matches_scipy_and_flags_unbalanced_splits():
     assert srm_test([0, 0], [0.5, 0.5]) is None
 
 
+def test_srm_with_a_variant_expected_at_weight_zero():
+    """A weight-0 variant without visitors takes no part; one with visitors is a certain mismatch;
+    never a NaN (it would make the results answer invalid JSON)."""
+    assert srm_test([5020, 4980, 0], [0.5, 0.5, 0.0]) == pytest.approx(srm_test([5020, 4980], [0.5, 0.5]))
+    assert srm_test([5000, 4990, 10], [0.5, 0.5, 0.0]) == 0.0
+    assert srm_test([7, 0], [1.0, 0.0]) is None  # one variant left: nothing to compare
+    assert srm_test([7, 3], [0.0, 0.0]) == 0.0
+
+
 def test_sequential_p_value_formula():
     a, b = Arm("A", 4000, 400), Arm("B", 4000, 470)
     pooled = 870 / 8000
