@@ -34,6 +34,13 @@ MAX_PROPERTIES_DEPTH = 3
 MAX_BATCH = 1000
 MAX_FUTURE = timedelta(minutes=5)
 MAX_PAST = timedelta(days=365)
+# Fixed for good: the ids of the events of one action in several experiments are derived from it.
+EXPERIMENT_EVENT_NAMESPACE = uuid.UUID("3d0f6c52-97a1-5b8e-a4c6-2f1e7b9d0c83")
+
+
+def experiment_event_id(base_event_id: str, experiment: str) -> str:
+    """The id of an action's event in one experiment: the same for a retried action, so it is stored once."""
+    return str(uuid.uuid5(EXPERIMENT_EVENT_NAMESPACE, f"{base_event_id}:{experiment}"))
 
 
 def _depth(value: Any) -> int:

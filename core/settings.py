@@ -58,7 +58,7 @@ class Settings:
     rate_limit_ip: str = "600/minute"
     rate_limit_storage_uri: str = ""  # where limits are counted; empty: the service's own database
     proxy_hops: int = 0
-    config_ttl_seconds: float = 1.0  # how long flag values are reused before asking ab_service again
+    refresh_seconds: float = 1.0  # how often flags and experiments are fetched from ab_service; 0: never by itself
     outbox_autostart: bool = True  # deliver queued events from a background thread
     outbox_interval_seconds: float = 0.5
     outbox_max_backoff: float = 10.0
@@ -66,6 +66,8 @@ class Settings:
     rate_limit_ingest: str = DEFAULT_RATE_LIMIT_INGEST
     # ab_service: the client key of GET /api/features/<client key> (GrowthBook SDKs); empty: no payload served
     growthbook_client_key: str = DEFAULT_CLIENT_KEY
+    data_dir: Path = Path("data")
+    secret_key: str = ""  # signs the landing service's assignment cookie; unset: one kept in data_dir
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,11 +88,13 @@ class Settings:
             rate_limit_ip=env.get("RATE_LIMIT_IP", "600/minute"),
             rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI", ""),
             proxy_hops=int(env.get("TRUSTED_PROXY_HOPS", "0")),
-            config_ttl_seconds=float(env.get("CONFIG_TTL_SECONDS", "1")),
+            refresh_seconds=float(env.get("REFRESH_SECONDS", "1")),
             outbox_autostart=_switch("OUTBOX_AUTOSTART", env.get("OUTBOX_AUTOSTART", "true")),
             outbox_interval_seconds=float(env.get("OUTBOX_INTERVAL_SECONDS", "0.5")),
             outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
             ingest_key=env.get("INGEST_KEY", "").strip(),
             rate_limit_ingest=env.get("RATE_LIMIT_INGEST", DEFAULT_RATE_LIMIT_INGEST),
             growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY", DEFAULT_CLIENT_KEY).strip(),
+            data_dir=data_dir,
+            secret_key=env.get("SECRET_KEY", "").strip(),
         )

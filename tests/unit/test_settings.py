@@ -10,7 +10,7 @@ def test_defaults_name_the_service_and_its_database():
     assert settings.port == 5001
     assert settings.database_url == "sqlite:////srv/lab/metrics_service.db"
     assert settings.admin_token == "" and settings.named_tokens == ()
-    assert settings.outbox_autostart is True and settings.config_ttl_seconds == 1.0
+    assert settings.outbox_autostart is True and settings.refresh_seconds == 1.0
     assert settings.ingest_key == "" and settings.rate_limit_ingest == "1200/minute"
 
 
@@ -18,13 +18,13 @@ def test_values_are_parsed_from_the_environment():
     settings = Settings.from_env("landing", environ={
         "PORT": "9000", "AB_SERVICE_URL": "http://ab:5002/", "ADMIN_TOKENS": "alice:one, bob:two",
         "CORS_ORIGINS": "https://a.example, https://b.example", "OUTBOX_AUTOSTART": "off",
-        "CONFIG_TTL_SECONDS": "0", "TRUSTED_PROXY_HOPS": "1", "OUTBOX_MAX_BACKOFF_SECONDS": "2.5",
+        "REFRESH_SECONDS": "0", "TRUSTED_PROXY_HOPS": "1", "OUTBOX_MAX_BACKOFF_SECONDS": "2.5",
         "INGEST_KEY": " key ", "RATE_LIMIT_INGEST": ""})
     assert settings.port == 9000
     assert settings.ab_service_url == "http://ab:5002"
     assert settings.named_tokens == (("alice", "one"), ("bob", "two"))
     assert settings.cors_origins == ("https://a.example", "https://b.example")
-    assert settings.outbox_autostart is False and settings.config_ttl_seconds == 0
+    assert settings.outbox_autostart is False and settings.refresh_seconds == 0
     assert settings.proxy_hops == 1 and settings.outbox_max_backoff == 2.5
     assert settings.ingest_key == "key" and settings.rate_limit_ingest == ""
 
