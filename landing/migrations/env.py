@@ -1,4 +1,4 @@
 from core.migrate import run_env
-from landing.outbox import metadata
+from landing.store import metadata
 
 run_env(metadata)

@@ -9,6 +9,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from landing.outbox import EVENTS
 from metrics_service.store import events
 from tests.helpers import make_landing
 
@@ -52,7 +53,7 @@ def test_a_sender_deletes_only_the_events_it_delivered(tmp_path, ab_server, metr
             conn.exec_driver_sql("DELETE FROM outbox")
         outbox.enqueue([later])
 
-    outbox.session = DuringPost(elsewhere, outbox.session.headers)
+    outbox.destinations[EVENTS].session = DuringPost(elsewhere, outbox.destinations[EVENTS].session.headers)
     assert outbox.flush_once() == 1
     assert outbox.pending() == 1
     outbox.flush()
@@ -95,7 +96,8 @@ def test_a_batch_rejected_without_per_event_reasons_stays_queued(tmp_path, ab_se
     app = make_landing(tmp_path, ab_server.url, closed_port_url)
     outbox = app.extensions["outbox"]
     outbox.enqueue([event(), event()])
-    outbox.session = Answering(400, {"error": "invalid_json", "errors": [{"index": None, "message": "bad body"}]})
+    outbox.destinations[EVENTS].session = Answering(
+        400, {"error": "invalid_json", "errors": [{"index": None, "message": "bad body"}]})
     with caplog.at_level(logging.ERROR, logger="landing.outbox"), pytest.raises(requests.HTTPError):
         outbox.flush_once()
     assert (outbox.pending(), outbox.rejected()) == (2, 0)
@@ -112,7 +114,7 @@ def test_page_events_carry_the_time_of_the_visit(tmp_path, ab_server, metrics_se
     after = datetime.now(UTC)
     time.sleep(1)
     outbox = app.extensions["outbox"]
-    outbox.events_url = metrics_server.url + "/events"
+    outbox.destinations[EVENTS].url = metrics_server.url + "/events"
     outbox.flush()
     [ts] = stored(metrics_server).values()
     assert before.timestamp() - 0.001 <= ts / 1000 <= after.timestamp()

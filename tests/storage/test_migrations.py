@@ -7,11 +7,11 @@ from sqlalchemy import inspect, text
 from ab_service import store as ab_store
 from core.db import make_engine
 from core.migrate import upgrade
-from landing import outbox as landing_outbox
+from landing import store as landing_store
 from metrics_service import store as metrics_store
 from tests.helpers import ADMIN_TOKEN, flask_app, old_ab_installation
 
-SERVICES = [ab_store, metrics_store, landing_outbox]
+SERVICES = [ab_store, metrics_store, landing_store]
 
 
 @pytest.mark.parametrize("module", SERVICES, ids=["ab_service", "metrics_service", "landing"])
@@ -47,7 +47,7 @@ def test_unversioned_outbox_is_rebuilt_with_its_queued_events(db_url):
                           "payload TEXT NOT NULL, created_at BIGINT NOT NULL)"))
         conn.execute(text("INSERT INTO outbox (id, event_id, payload, created_at) VALUES "
                           "(1, 'e1', '{}', 10), (2, 'e2', '{}', 20)"))
-    upgrade(engine, landing_outbox.MIGRATIONS, landing_outbox.VERSION_TABLE)
+    upgrade(engine, landing_store.MIGRATIONS, landing_store.VERSION_TABLE)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT event_id, payload, created_at, rejected FROM outbox ORDER BY event_id"))
         assert [tuple(r) for r in rows] == [("e1", "{}", 10, None), ("e2", "{}", 20, None)]
