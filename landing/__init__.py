@@ -1,4 +1,4 @@
-"""landing: the visitor-facing page, rendered on the server for the visitor's variant."""
+"""landing: the visitor-facing page, rendered on the server from the experiments the visitor is in."""
 from __future__ import annotations
 
 import atexit
@@ -13,8 +13,10 @@ from core.openapi import openapi_blueprint
 from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
-from landing.clients import AbClient
-from landing.outbox import Outbox
+from landing.definitions import Refresher
+from landing.outbox import ASSIGNMENTS, EVENTS, Destination, Outbox
+from landing.sticky import StickyCookie, load_secret
+from landing.store import init_schema
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +31,29 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Counted where every worker sees them: by default in the service's own database.
     app.extensions["rate_limits"] = RateLimits({"visitor": settings.rate_limit_visitor, "ip": settings.rate_limit_ip},
                                                settings.rate_limit_storage_uri or settings.database_url)
+    app.extensions["sticky"] = StickyCookie(load_secret(settings.secret_key, settings.data_dir))
 
-    session = make_session(retries=0, timeout=(0.3, 1.0))
-    app.extensions["ab_client"] = AbClient(settings.ab_service_url, session, config_ttl=settings.config_ttl_seconds)
     engine = make_engine(settings.database_url)
+    init_schema(engine)
+
+    refresher = Refresher(engine, settings.ab_service_url, make_session(retries=0, timeout=(0.3, 1.0)),
+                          settings.refresh_seconds)
+    refresher.load()
+    app.extensions["definitions"] = refresher
+    if settings.refresh_seconds > 0:
+        refresher.start()
+        atexit.register(refresher.stop)
+
     if not settings.ingest_key:
-        log.warning("INGEST_KEY is not set: metrics_service will refuse events, which stay in the outbox")
-    # The outbox delivers with the ingest key metrics_service requires on POST /events.
-    ingest = make_session(retries=0, timeout=(0.5, 5.0), headers=bearer(settings.ingest_key))
-    outbox = Outbox(engine, settings.metrics_service_url, ingest, max_backoff=settings.outbox_max_backoff)
-    outbox.init_schema()
+        log.warning("INGEST_KEY is not set: metrics_service will refuse events and ab_service new assignments, "
+                    "which stay in the outbox")
+    # The outbox delivers with the ingest key metrics_service requires on POST /events, and ab_service
+    # on POST /assignments.
+    outbox = Outbox(engine, [
+        Destination(destination, url, make_session(retries=0, timeout=(0.5, 5.0), headers=bearer(settings.ingest_key)))
+        for destination, url in ((EVENTS, settings.metrics_service_url + "/events"),
+                                 (ASSIGNMENTS, settings.ab_service_url + "/assignments"))
+    ], max_backoff=settings.outbox_max_backoff)
     app.extensions["outbox"] = outbox
     if settings.outbox_autostart:
         outbox.start(settings.outbox_interval_seconds)

@@ -1,25 +1,43 @@
-"""The landing page, and the same-origin endpoints the browser reports clicks and signups to."""
+"""The landing page, and the same-origin endpoints the browser reports clicks and signups to.
+
+None of them calls another service: flags and experiments come from the process's refreshed copy
+(landing.definitions), a returning visitor's assignments from their signed cookie (landing.sticky),
+and events and new assignments go to the local outbox.
+"""
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from core.events import parse_events
-from core.experiments import DEFAULT_EXPERIMENT
+from core.events import experiment_event_id, parse_events
 from core.flags import COLOR_PATTERN, default_value
 from core.ratelimit import RateLimited
 from core.web import ApiError, json_body
+from landing import sticky
 from landing.bots import is_bot
+from landing.context import visitor_attributes
+from landing.definitions import Definitions
+from landing.visit import Visit, converted, forced_spec, page, parse_forced, record_under
 
 bp = Blueprint("landing", __name__)
 
 VISITOR_COOKIE = "ll_vid"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+LAYOUTS = ("centered", "split")  # the values of the `layout` flag this template draws
+
+
+@bp.app_template_filter("number")
+def _number(value: Any) -> str:
+    """A number flag's value as text: 20 and 20.0 read "20", 12.5 reads "12.5"."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 def _visitor_id() -> tuple[str, bool]:
@@ -31,11 +49,8 @@ def _visitor_id() -> tuple[str, bool]:
         return str(uuid.uuid4()), True
 
 
-def _remember(response, visitor_id: str):
-    response.set_cookie(
-        VISITOR_COOKIE, visitor_id, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True, secure=request.is_secure
-    )
-    return response
+def _set_cookie(response, name: str, value: str) -> None:
+    response.set_cookie(name, value, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True, secure=request.is_secure)
 
 
 def _limit(visitor_id: str) -> None:
@@ -48,80 +63,110 @@ def _limit(visitor_id: str) -> None:
         raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
 
 
-def record(visitor_id: str, assignment: dict[str, Any], event_type: str, event_id: str | None = None,
-           properties: dict[str, Any] | None = None, forced: bool = False) -> str:
-    """Validate one event with the shared schema and commit it to the outbox; returns its event_id.
-    The event carries the time of the visit, so it keeps it however late it is delivered."""
-    event = {
-        "event_id": event_id or str(uuid.uuid4()),
-        "timestamp": datetime.now(UTC).isoformat(),
-        "visitor_id": visitor_id,
-        "experiment": DEFAULT_EXPERIMENT,
-        "variant": assignment["variant"],
-        "event_type": event_type,
-        "in_experiment": assignment.get("in_experiment", True),
-        "forced": forced,
-        "bot": is_bot(request.headers.get("User-Agent")),
-    }
-    if properties:
-        event["properties"] = properties
-    [parsed] = parse_events(event)
-    wire = parsed.model_dump(mode="json", exclude_none=True)
-    current_app.extensions["outbox"].enqueue([wire])
-    return wire["event_id"]
+def _definitions() -> Definitions:
+    return current_app.extensions["definitions"].current()
 
 
-def _ab():
-    return current_app.extensions["ab_client"]
+def _cookie_assignments() -> dict[str, str]:
+    """The visitor's remembered assignments; {} for a missing, tampered or malformed cookie."""
+    return current_app.extensions["sticky"].loads(request.cookies.get(sticky.COOKIE))
 
 
-def _assignment(visitor_id: str) -> dict[str, Any]:
-    return _ab().assignment(visitor_id, DEFAULT_EXPERIMENT)
+def _action_id(value: Any) -> str:
+    """The id the page's script gave an action (a UUID), or a new one."""
+    if value is None:
+        return str(uuid.uuid4())
+    try:
+        if isinstance(value, str):
+            return str(uuid.UUID(value))
+    except ValueError:
+        pass
+    raise ApiError(400, "event_id must be a UUID", [{"field": "event_id", "message": "must be a UUID"}])
 
 
-def _forced_variant(value: str | None) -> str | None:
-    """A QA override (?force_variant=B): honoured only for a variant the experiment has."""
-    if not value:
-        return None
-    experiment = _ab().experiment(DEFAULT_EXPERIMENT)
-    return value if experiment is not None and value in experiment.variant_names else None
+def _assignment_rows(visitor_id: str, new: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"experiment": key, "visitor_id": visitor_id, "variant": variant} for key, variant in sorted(new.items())]
 
 
-def _page(visitor_id: str, variant: str, toggles: dict[str, Any], status: int = 200, forced: bool = False,
-          signed_up: bool = False, form_error: str | None = None):
-    html = render_template("page.html", variant=variant, toggles=toggles, forced=forced,
-                           signed_up=signed_up, form_error=form_error)
+def _events(visitor_id: str, experiments: Mapping[str, str], event_type: str, base: str, forced: bool,
+            properties: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One event per experiment, validated with the shared schema. Each id is derived from the action's
+    id and the experiment, so a retried request stores each event once. Events carry the time of the
+    visit, so they keep it however late they are delivered."""
+    now = datetime.now(UTC).isoformat()
+    bot = is_bot(request.headers.get("User-Agent"))
+    events = [{"event_id": experiment_event_id(base, experiment), "timestamp": now, "visitor_id": visitor_id,
+               "experiment": experiment, "variant": variant, "event_type": event_type, "forced": forced,
+               "bot": bot, **({"properties": properties} if properties else {})}
+              for experiment, variant in sorted(experiments.items())]
+    return [event.model_dump(mode="json", exclude_none=True) for event in parse_events(events)]
+
+
+def _record(visitor_id: str, experiments: Mapping[str, str], event_type: str, action_id: str | None = None,
+            forced: bool = False, properties: dict[str, Any] | None = None,
+            new: Mapping[str, str] | None = None) -> None:
+    """Commit the action's events (and the visitor's new assignments, for ab_service) to the outbox."""
+    events = _events(visitor_id, experiments, event_type, action_id or str(uuid.uuid4()), forced, properties)
+    current_app.extensions["outbox"].enqueue(events, _assignment_rows(visitor_id, new or {}))
+
+
+def _visit(visitor_id: str, returning: bool, definitions: Definitions, forced: Mapping[str, str]) -> Visit:
+    attributes = visitor_attributes(visitor_id, returning, request.headers.get("User-Agent"), request.args,
+                                    request.referrer, request.path)
+    return page(definitions, attributes, _cookie_assignments(), forced)
+
+
+def _accent(values: Mapping[str, Any]) -> str:
+    color = values.get("accent_color")
+    return color if isinstance(color, str) and COLOR_PATTERN.match(color) else default_value("accent_color")
+
+
+def _render(visitor_id: str, visit: Visit, status: int = 200, signed_up: bool = False,
+            form_error: str | None = None):
+    values = dict(visit.values)
+    if values.get("layout") not in LAYOUTS:
+        values["layout"] = LAYOUTS[0]
+    html = render_template("page.html", values=values, accent=_accent(visit.values),
+                           forced=forced_spec(visit.forced), signed_up=signed_up, form_error=form_error)
     response = current_app.response_class(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
-    return _remember(response, visitor_id)
+    _set_cookie(response, VISITOR_COOKIE, visitor_id)
+    if not visit.forced:  # a preview changes nothing the visitor keeps
+        _set_cookie(response, sticky.COOKIE, current_app.extensions["sticky"].dumps(visit.remembered))
+    return response
 
 
 @bp.get("/")
 def index():
-    visitor_id, _ = _visitor_id()
-    forced = _forced_variant(request.args.get("force_variant"))
-    assignment = {"variant": forced, "in_experiment": True} if forced else _assignment(visitor_id)
-    toggles = _ab().flags_for(visitor_id)
-    record(visitor_id, assignment, "page_view", properties={"path": "/"}, forced=bool(forced))
-    return _page(visitor_id, assignment["variant"], toggles, forced=bool(forced),
-                 signed_up=request.args.get("signed_up") == "1")
+    visitor_id, new_visitor = _visitor_id()
+    definitions = _definitions()
+    visit = _visit(visitor_id, not new_visitor, definitions,
+                   parse_forced(request.args.get("force_variant"), definitions))
+    _record(visitor_id, visit.recorded_under, "page_view", forced=bool(visit.forced), properties={"path": "/"},
+            new=visit.new)
+    return _render(visitor_id, visit, signed_up=request.args.get("signed_up") == "1")
 
 
 @bp.get("/theme.css")
 def theme():
-    """The visitor's accent colour as a CSS variable (a validated #rrggbb value; no inline styles needed)."""
-    visitor_id, _ = _visitor_id()
-    color = _ab().flags_for(visitor_id).get("accent_color")
-    if not isinstance(color, str) or not COLOR_PATTERN.match(color):
-        color = default_value("accent_color")
-    response = current_app.response_class(f":root {{ --accent: {color}; }}\n", mimetype="text/css")
-    response.headers["Cache-Control"] = "no-store"
+    """The accent colour the page names (`?accent=%23rrggbb`, validated) as a CSS variable: the page
+    keeps free of inline styles under its CSP, and the stylesheet depends on its address alone."""
+    accent = request.args.get("accent", default_value("accent_color"))
+    if not COLOR_PATTERN.match(accent):
+        raise ApiError(400, "accent must be a colour like #1a2b3c", [{"field": "accent", "message": "not #rrggbb"}])
+    response = current_app.response_class(f":root {{ --accent: {accent}; }}\n", mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
+
+
+def _forced(body: Mapping[str, Any], definitions: Definitions) -> dict[str, str]:
+    return parse_forced(body.get("forced_variant"), definitions)
 
 
 @bp.post("/track")
 def track():
-    """Browser-reported CTA clicks: {"event_type": "cta_click", "event_id": "<uuid>", "forced_variant"?: "B"}."""
+    """Browser-reported CTA clicks: {"event_type": "cta_click", "event_id": "<uuid>", "forced_variant"?: "hero:B"}.
+    One event per running experiment the visitor was exposed to (the preview's, when forced)."""
     visitor_id, new = _visitor_id()
     if new:
         raise ApiError(400, "no visitor cookie: load the page first", code="no_visitor")
@@ -130,9 +175,11 @@ def track():
     if not isinstance(body, dict) or body.get("event_type") != "cta_click":
         raise ApiError(400, "only cta_click is reported here",
                        [{"field": "event_type", "message": "must be cta_click"}])
-    forced = _forced_variant(body.get("forced_variant"))
-    assignment = {"variant": forced, "in_experiment": True} if forced else _assignment(visitor_id)
-    event_id = record(visitor_id, assignment, "cta_click", body.get("event_id"), forced=bool(forced))
+    event_id = _action_id(body.get("event_id"))
+    definitions = _definitions()
+    forced = _forced(body, definitions)
+    experiments = forced or converted(definitions, _cookie_assignments())
+    _record(visitor_id, record_under(experiments), "cta_click", event_id, forced=bool(forced))
     return {"recorded": "cta_click", "event_id": event_id}, 202
 
 
@@ -148,26 +195,29 @@ def _email_problem(email: Any) -> str | None:
 def signup():
     """The signup form: JSON from the page's script, or a plain form post without JavaScript.
 
-    The email address is checked for shape and then dropped: only the form_submit event is stored.
+    The email address is checked for shape and then dropped: only the form_submit events are stored.
     """
     wants_json = request.is_json
-    visitor_id, new = _visitor_id()
+    visitor_id, new_visitor = _visitor_id()
     _limit(visitor_id)
-    toggles = _ab().flags_for(visitor_id)
     data = json_body() if wants_json else request.form
     if not isinstance(data, dict) and not hasattr(data, "get"):
         raise ApiError(400, "body must be a JSON object", code="invalid_json")
-    problem = "Please load the page before signing up." if new else _email_problem(data.get("email"))
-    if problem is None and not toggles.get("enable_signup_form", True):
+    definitions = _definitions()
+    forced = _forced(data, definitions)
+    visit = _visit(visitor_id, not new_visitor, definitions, forced)
+    problem = "Please load the page before signing up." if new_visitor else _email_problem(data.get("email"))
+    if problem is None and not visit.values.get("enable_signup_form", True):
         problem = "Signups are closed right now."
     if problem:
         if wants_json:
             raise ApiError(400, problem, [{"field": "email", "message": problem}], code="invalid_signup")
-        return _page(visitor_id, _assignment(visitor_id)["variant"], toggles, status=400, form_error=problem)
-    forced = _forced_variant(data.get("forced_variant"))
-    assignment = {"variant": forced, "in_experiment": True} if forced else _assignment(visitor_id)
-    event_id = data.get("event_id") if wants_json else None
-    record(visitor_id, assignment, "form_submit", event_id, forced=bool(forced))
+        current_app.extensions["outbox"].enqueue(assignments=_assignment_rows(visitor_id, visit.new))
+        return _render(visitor_id, visit, status=400, form_error=problem)
+    experiments = forced or converted(definitions, _cookie_assignments())
+    event_id = _action_id(data.get("event_id")) if wants_json else None
+    _record(visitor_id, record_under(experiments), "form_submit", event_id, forced=bool(forced))
     if wants_json:
         return {"recorded": "form_submit", "message": "Thanks! You're on the list."}, 202
     return redirect(url_for("landing.index", signed_up=1, _anchor="signup"), code=303)
+

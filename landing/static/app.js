@@ -21,7 +21,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    // A QA override (?force_variant=) marks every event of this page as forced.
+    // A QA preview (?force_variant=experiment:variant,...) sends the previewed variants with every
+    // event of this page: they are recorded under them, marked forced (left out of stats).
     var forced = document.body.getAttribute("data-forced-variant");
     function withForced(body) {
       if (forced) body.forced_variant = forced;
