@@ -111,12 +111,46 @@ def flask_app(service: str, **env: str) -> Iterator[Flask]:
 
 
 def make_landing(tmp_path, ab_url, metrics_url, **env):
+    """The landing app without background threads: tests deliver the outbox and refresh the
+    definitions themselves (it has fetched them once, when ab_service answered)."""
     from landing import create_app
 
-    return create_app(settings_for(
-        "landing", DATABASE_URL=f"sqlite:///{tmp_path / 'landing.db'}", AB_SERVICE_URL=ab_url,
-        METRICS_SERVICE_URL=metrics_url, OUTBOX_AUTOSTART="false", CONFIG_TTL_SECONDS="0",
-        **{"INGEST_KEY": INGEST_KEY, **env}))
+    app = create_app(settings_for("landing", **{
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'landing.db'}", "DATA_DIR": str(tmp_path), "AB_SERVICE_URL": ab_url,
+        "METRICS_SERVICE_URL": metrics_url, "OUTBOX_AUTOSTART": "false", "REFRESH_SECONDS": "0",
+        "INGEST_KEY": INGEST_KEY, **env}))
+    app.extensions["definitions"].refresh()
+    return app
+
+
+# The built-in `landing` experiment as a visitor sees it: A the centered page, B the split one.
+LANDING_HEADLINES = {"A": "Ship experiments, not guesses", "B": "Know what works before you scale it"}
+LANDING_LAYOUTS = {"A": "centered", "B": "split"}
+
+
+def landing_variant_shown(html: str) -> str:
+    """Which variant of the `landing` experiment a page shows, read from its content (layout and headline)."""
+    layout = re.search(r'<body class="layout-([a-z]+)"', html).group(1)
+    headline = re.search(r"<h1>(.*?)</h1>", html, re.DOTALL).group(1)
+    [variant] = [v for v, shown in LANDING_LAYOUTS.items() if shown == layout]
+    assert headline == LANDING_HEADLINES[variant], f"{layout} page with headline {headline!r}"
+    return variant
+
+
+def refresh(landing_app) -> None:
+    """What the landing service's background refresher does every second, now."""
+    assert landing_app.extensions["definitions"].refresh(), "ab_service's flags and experiments unavailable"
+
+
+def shown_variants(landing_app, response) -> dict[str, str]:
+    """{experiment: variant} the landing page remembered for the visitor (its signed ll_asg cookie)."""
+    from landing.sticky import COOKIE
+
+    for header in response.headers.getlist("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        if name == COOKIE:
+            return landing_app.extensions["sticky"].loads(rest.split(";")[0])
+    raise AssertionError(f"no {COOKIE} cookie set")
 
 
 def open_view(view: str, token: str | None = None) -> AppTest:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from metrics_service.store import events
-from tests.helpers import make_landing, settings_for
+from tests.helpers import make_landing, refresh, settings_for
 
 GOOD = {"visitor_id": "v1", "variant": "A", "event_type": "page_view"}
 SQL = "'; DROP TABLE events; --"
@@ -97,11 +97,13 @@ def test_hostile_config_writes(ab_client, admin_headers, body, field):
 
 
 @pytest.mark.parametrize("value", [SCRIPT, SQL, '"><img src=x onerror=alert(1)>'])
-def test_script_payloads_are_escaped_on_the_landing_page(landing_client, ab_server, admin_headers, value):
+def test_script_payloads_are_escaped_on_the_landing_page(landing_app, landing_client, ab_server, admin_headers,
+                                                         value):
     import requests
 
     requests.post(f"{ab_server.url}/config", json={"cta_text": value, "hero_headline": value},
                   headers=admin_headers, timeout=5).raise_for_status()
+    refresh(landing_app)
     html = landing_client.get("/").get_data(as_text=True)
     assert value not in html
     assert value.replace("<", "&lt;").replace(">", "&gt;")[:10] in html or "&#39;" in html or "&#34;" in html
