@@ -23,6 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "integration-admin-token"
 INGEST_KEY = "integration-ingest-key"
+SECRET_KEY = "integration-secret-key"  # signs the landing service's assignment cookie; tests read it with it
 FLASK_APPS = {
     "ab_service": "ab_service:create_app()",
     "metrics_service": "metrics_service:create_app()",
@@ -188,6 +189,7 @@ class Stack:
     metrics: ServiceProcess
     landing: ServiceProcess
     dashboard: ServiceProcess | None = None
+    data_dir: Path | None = None  # the SQLite files and logs
 
     def all(self) -> list[ServiceProcess]:
         return [s for s in (self.ab, self.metrics, self.landing, self.dashboard) if s is not None]
@@ -199,8 +201,8 @@ class Stack:
 
 def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
-    env.update(DATA_DIR=str(data_dir), ADMIN_TOKEN=ADMIN_TOKEN, INGEST_KEY=INGEST_KEY, PYTHONUNBUFFERED="1",
-               **extra)
+    env.update(DATA_DIR=str(data_dir), ADMIN_TOKEN=ADMIN_TOKEN, INGEST_KEY=INGEST_KEY, SECRET_KEY=SECRET_KEY,
+               PYTHONUNBUFFERED="1", **extra)
     return env
 
 
@@ -236,6 +238,7 @@ def start_stack(data_dir: Path, with_dashboard: bool = True, **extra_env: str) -
         ab=flask_service("ab_service", data_dir, env, ab_port),
         metrics=flask_service("metrics_service", data_dir, env, metrics_port),
         landing=flask_service("landing", data_dir, env),
+        data_dir=data_dir,
     )
     if with_dashboard:
         stack.dashboard = dashboard_service(data_dir, env)

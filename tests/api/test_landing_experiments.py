@@ -141,7 +141,8 @@ def test_one_experiment_decides_a_flag_two_could_set(app, ab):
     """Only traffic that cannot overlap may share a flag; should two still claim it, the first in key
     order decides, as in the features payload."""
     first = {**HERO, "key": "a_first", "variants": [{"name": "X", "weight": 1.0, "overrides": {"cta_text": "First"}}]}
-    second = {**HERO, "key": "b_second", "variants": [{"name": "Y", "weight": 1.0, "overrides": {"cta_text": "Second"}}]}
+    second = {**first, "key": "b_second",
+              "variants": [{"name": "Y", "weight": 1.0, "overrides": {"cta_text": "Second"}}]}
     ab.running(second, first)
     refresh(app)
     client = app.test_client()

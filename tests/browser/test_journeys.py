@@ -7,12 +7,21 @@ import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from harness.processes import ADMIN_TOKEN, wait_for
-from tests.helpers import screenshot
+from harness.processes import ADMIN_TOKEN, SECRET_KEY, wait_for
+from landing.sticky import COOKIE, StickyCookie
+from tests.helpers import LANDING_HEADLINES, LANDING_LAYOUTS, screenshot
 
 pytestmark = pytest.mark.browser
 
-HEADLINES = {"A": "Ship experiments, not guesses", "B": "Know what works before you scale it"}
+
+def variant_shown(page) -> str:
+    """The `landing` variant the page shows (its layout and headline), checked against the cookie."""
+    [variant] = [v for v, layout in LANDING_LAYOUTS.items()
+                 if page.locator("body").get_attribute("class") == f"layout-{layout}"]
+    assert page.locator("h1").inner_text() == LANDING_HEADLINES[variant]
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert StickyCookie(SECRET_KEY).loads(cookies[COOKIE]) == {"landing": variant}
+    return variant
 
 
 def landing_events(stack, visitor_variant):
@@ -23,11 +32,10 @@ def landing_events(stack, visitor_variant):
 
 def test_visitor_journey(stack, page):
     page.goto(stack.landing.url + "/")
-    variant = page.locator("body").get_attribute("data-variant")
-    assert variant in HEADLINES
-    assert page.locator("h1").inner_text() == HEADLINES[variant]
+    variant = variant_shown(page)
+    assert page.locator(".hero-figure svg").is_visible() == (variant == "B")
     page.reload()
-    assert page.locator("body").get_attribute("data-variant") == variant
+    assert variant_shown(page) == variant
 
     with page.expect_response(lambda r: r.url.endswith("/track")) as click:
         page.locator("#cta").click()
@@ -42,6 +50,22 @@ def test_visitor_journey(stack, page):
 
     counts = wait_for(lambda: (c := landing_events(stack, variant)).get("form_submit") and c)
     assert counts["page_view"] >= 2 and counts["cta_click"] >= 1 and counts["form_submit"] >= 1
+
+
+def test_preview_journey(stack, page):
+    """A QA preview of variant B: the split page with its figure, and a click reported as forced."""
+    page.goto(stack.landing.url + "/?force_variant=landing:B")
+    assert page.locator("body").get_attribute("class") == "layout-split"
+    assert page.locator("h1").inner_text() == LANDING_HEADLINES["B"]
+    figure = page.locator(".hero-figure svg")
+    assert figure.is_visible() and figure.bounding_box()["height"] > 100
+    assert COOKIE not in {c["name"] for c in page.context.cookies()}  # a preview remembers nothing
+    with page.expect_request(lambda r: r.url.endswith("/track")) as click:
+        page.locator("#cta").click()
+    assert click.value.post_data_json["forced_variant"] == "landing:B"
+    assert click.value.response().status == 202
+    screenshot(page, "visitor-preview-b")
+    assert page.console_problems == []
 
 
 def open_dashboard_view(page, stack, view, sign_in=False):

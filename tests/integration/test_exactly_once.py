@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from core.events import experiment_event_id
 from harness.processes import base_env, flask_service, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -94,8 +95,9 @@ class Traffic:
 
 
 def outbox_rows(data_dir) -> int:
+    """Events waiting in the landing outbox (new assignments for ab_service wait there too)."""
     with sqlite3.connect(data_dir / "landing.db") as db:
-        return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return db.execute("SELECT count(*) FROM outbox WHERE destination = 'events'").fetchone()[0]
 
 
 def stored_events(data_dir) -> list[tuple[str, str, int]]:
@@ -118,19 +120,22 @@ def delivered(stack, data_dir) -> list[tuple[str, str, int]]:
 
 def assert_exactly_once(traffic: Traffic, stack, data_dir) -> list[tuple[str, str, int]]:
     """Every acknowledged event stored once: acknowledged clicks by id, pages by count; nothing stored
-    that was not tried, and the stats count each stored event once. Clicks keep the time they were made."""
+    that was not tried, and the stats count each stored event once. Clicks keep the time they were made.
+    Every visitor is in the one running experiment, `landing`, so each action is one event, its id
+    derived from the click's id and the experiment."""
     rows = delivered(stack, data_dir)
     clicks = [event_id for event_id, kind, _ in rows if kind == "cta_click"]
     times = {event_id: ts / 1000 for event_id, kind, ts in rows if kind == "cta_click"}
     pages = sum(kind == "page_view" for _, kind, _ in rows)
+    stored_as = {click: experiment_event_id(click, "landing") for click in traffic.clicks_tried}
     assert len(set(clicks)) == len(clicks)
-    missing = set(traffic.clicks_acked) - set(clicks)
+    missing = {stored_as[click] for click in traffic.clicks_acked} - set(clicks)
     assert not missing, f"{len(missing)} acknowledged clicks lost of {len(traffic.clicks_acked)}"
-    assert set(clicks) <= traffic.clicks_tried
+    assert set(clicks) <= set(stored_as.values())
     assert traffic.pages_acked <= pages <= traffic.pages_tried
     assert stats_by_type(stack) == {"page_view": pages, "cta_click": len(clicks)}
-    late = [event_id for event_id, (sent, answered) in traffic.clicks_acked.items()
-            if not sent - 0.01 <= times[event_id] <= answered + 0.01]
+    late = [click for click, (sent, answered) in traffic.clicks_acked.items()
+            if not sent - 0.01 <= times[stored_as[click]] <= answered + 0.01]
     assert not late, f"{len(late)} clicks stored with a time outside their request"
     return rows
 
