@@ -18,14 +18,15 @@ run: $(STAMP)
 	@mkdir -p data
 	@test -s data/admin_token || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > data/admin_token
 	@test -s data/ingest_key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > data/ingest_key
+	@test -s data/secret_key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(32))" > data/secret_key
 	@echo "landing         http://127.0.0.1:8080"
 	@echo "dashboard       http://127.0.0.1:8081"
 	@echo "metrics_service http://127.0.0.1:5001"
 	@echo "ab_service      http://127.0.0.1:5002"
 	@echo "admin token     $$(cat data/admin_token)   (in data/admin_token)"
 	@echo "ingest key      in data/ingest_key (the landing service sends it with events and assignments)"
-	ADMIN_TOKEN=$$(cat data/admin_token) INGEST_KEY=$$(cat data/ingest_key) PATH=$(CURDIR)/$(BIN):$$PATH \
-		$(BIN)/honcho start -f Procfile
+	ADMIN_TOKEN=$$(cat data/admin_token) INGEST_KEY=$$(cat data/ingest_key) SECRET_KEY=$$(cat data/secret_key) \
+		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
