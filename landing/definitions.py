@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import dialect_insert, now_millis, write_transaction
 from core.evaluation import evaluate
-from core.experiments import LANDING_EXPERIMENT
+from core.experiments import LANDING_EXPERIMENT, Experiment
 from core.flags import DEFAULT_FLAGS
 from landing.store import definitions
 
@@ -35,12 +35,12 @@ SOURCE = "ab_service"
 @dataclass(frozen=True)
 class Definitions:
     flags: tuple[Mapping[str, Any], ...]  # core's default flags, overlaid by ab_service's of the same key
-    experiments: tuple[Mapping[str, Any], ...]
+    experiments: tuple[Experiment, ...]
     known: bool  # served by ab_service (now or before a restart), not core's seed data
 
     @property
-    def experiment_keys(self) -> dict[str, Mapping[str, Any]]:
-        return {experiment["key"]: experiment for experiment in self.experiments}
+    def experiment_keys(self) -> dict[str, Experiment]:
+        return {experiment.key: experiment for experiment in self.experiments}
 
 
 def with_defaults(flags: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
@@ -49,7 +49,7 @@ def with_defaults(flags: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any]
     return (*flags, *(flag for flag in DEFAULT_FLAGS if flag["key"] not in served))
 
 
-SEED = Definitions(with_defaults(()), (LANDING_EXPERIMENT.as_dict(),), known=False)
+SEED = Definitions(with_defaults(()), (LANDING_EXPERIMENT,), known=False)
 
 
 def parse(body: Any) -> Definitions:
@@ -59,10 +59,10 @@ def parse(body: Any) -> Definitions:
         flags, experiments = body["flags"], body["experiments"]
         if not isinstance(flags, list) or not isinstance(experiments, list):
             raise TypeError("flags and experiments must be lists")
-        parsed = Definitions(with_defaults(flags), tuple(experiments), known=True)
-        for experiment in experiments:
-            if not experiment["variants"]:
-                raise ValueError(f"experiment {experiment['key']!r} has no variants")
+        parsed = Definitions(with_defaults(flags), tuple(Experiment.from_dict(e) for e in experiments), known=True)
+        for experiment in parsed.experiments:
+            if not experiment.variants:
+                raise ValueError(f"experiment {experiment.key!r} has no variants")
         evaluate(parsed.flags, parsed.experiments, {"id": "probe"}, {})
         return parsed
     except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from core.events import experiment_event_id, parse_events
-from core.flags import COLOR_PATTERN, default_value
+from core.flags import COLOR_PATTERN, LAYOUTS, default_value
 from core.ratelimit import RateLimited
 from core.web import ApiError, json_body
 from landing import sticky
@@ -29,7 +29,6 @@ bp = Blueprint("landing", __name__)
 VISITOR_COOKIE = "ll_vid"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-LAYOUTS = ("centered", "split")  # the values of the `layout` flag this template draws
 
 
 @bp.app_template_filter("number")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.evaluation import evaluate, overridden_flags, variant_names
+from core.evaluation import evaluate
 from core.experiments import DEFAULT_EXPERIMENT, SITE_EXPERIMENT, SITE_VARIANT
 from core.keys import KEY_PATTERN
 from landing.definitions import Definitions
@@ -51,7 +51,7 @@ def parse_forced(spec: Any, definitions: Definitions) -> dict[str, str]:
     for entry in spec.split(",")[:MAX_FORCED]:
         key, _, variant = entry.strip().rpartition(":")
         key = key or DEFAULT_EXPERIMENT
-        if _KEY.match(key) and key in experiments and variant in variant_names(experiments[key]):
+        if _KEY.match(key) and key in experiments and variant in experiments[key].variant_names:
             forced[key] = variant
     return forced
 
@@ -66,7 +66,7 @@ def remembered(definitions: Definitions, cookie: Mapping[str, str]) -> dict[str,
     (ab_service has never answered), assignments to experiments it does not list are kept."""
     experiments = definitions.experiment_keys
     return {key: variant for key, variant in cookie.items()
-            if (key in experiments and variant in variant_names(experiments[key]))
+            if (key in experiments and variant in experiments[key].variant_names)
             or (key not in experiments and not definitions.known)}
 
 
@@ -78,8 +78,7 @@ def page(definitions: Definitions, attributes: Mapping[str, Any], cookie: Mappin
     exposures = evaluation.exposures
     if forced:
         return Visit(_with_forced(definitions, evaluation.values, forced), exposures, forced=dict(forced))
-    new = {key: a.variant for key, a in evaluation.assignments.items() if a.new}
-    return Visit(evaluation.values, exposures, new, {**kept, **exposures})
+    return Visit(evaluation.values, exposures, evaluation.new, {**kept, **exposures})
 
 
 def _with_forced(definitions: Definitions, values: Mapping[str, Any], forced: Mapping[str, str]) -> dict[str, Any]:
@@ -90,8 +89,8 @@ def _with_forced(definitions: Definitions, values: Mapping[str, Any], forced: Ma
     shown = dict(values)
     for key, name in sorted(forced.items()):
         experiment = experiments[key]
-        overrides = next(v for v in experiment["variants"] if v["name"] == name).get("overrides") or {}
-        for flag in overridden_flags(experiment) & flags.keys():
+        overrides = experiment.variant(name).overrides
+        for flag in experiment.overridden_flags & flags.keys():
             shown[flag] = overrides.get(flag, flags[flag]["value"])
     return shown
 
@@ -100,4 +99,4 @@ def converted(definitions: Definitions, cookie: Mapping[str, str]) -> dict[str, 
     """The running experiments a visitor converting now was exposed to: their remembered variants."""
     experiments = definitions.experiment_keys
     return {key: variant for key, variant in remembered(definitions, cookie).items()
-            if key in experiments and experiments[key]["status"] == "running"}
+            if key in experiments and experiments[key].status == "running"}

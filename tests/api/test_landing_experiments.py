@@ -46,7 +46,7 @@ class FakeAbService:
     (with the landing service's ingest key only), and counts every request it gets."""
 
     def __init__(self):
-        self.flags = [{**flag, "allowed": None} for flag in DEFAULT_FLAGS]
+        self.flags = [dict(flag) for flag in DEFAULT_FLAGS]
         self.experiments = [copy.deepcopy(LANDING)]
         self.assignments: dict[tuple[str, str], str] = {}
         self.requests: list[str] = []
