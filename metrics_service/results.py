@@ -38,12 +38,16 @@ def results(key: str):
                        [{"field": "control", "message": "unknown variant"}])
     if not names:
         return Results(experiment=key, metric=metric, control=control, srm=SrmResult(None, False, {}), variants=[],
-                       verdict=f"No data yet for experiment {key!r}.").model_dump(mode="json")
+                       verdict=f"No data yet for experiment {key!r}.", verdict_code=None, verdict_variant=None,
+                       alpha=ALPHA).model_dump(mode="json")
     if weights is None:
         weights = {name: 1 / len(names) for name in names}
     readout = analyse([counts.get(name, Arm(name, 0, 0)) for name in names], control, weights, ALPHA)
+    verdict = readout.verdict
     return Results(experiment=key, metric=metric, control=control, srm=readout.srm, variants=readout.variants,
-                   verdict=verdict_sentence(readout.verdict, metric, control, ALPHA)).model_dump(mode="json")
+                   verdict=verdict_sentence(verdict, metric, control, ALPHA), verdict_code=verdict.code,
+                   verdict_variant=verdict.variant.variant if verdict.variant else None,
+                   alpha=ALPHA).model_dump(mode="json")
 
 
 @bp.get("/experiments/<key>/timeseries")

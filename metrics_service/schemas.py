@@ -23,7 +23,7 @@ from core.experiments import WEIGHT_TOLERANCE
 from core.keys import KEY_PATTERN, MAX_KEY_LENGTH
 from core.validation import Query
 from metrics_service.series import INTERVALS_MS
-from metrics_service.statistics import SrmResult, VariantResult
+from metrics_service.statistics import SrmResult, VariantResult, VerdictCode
 
 Interval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
 # A filter value is matched as given (it is not checked against the key pattern: it finds nothing).
@@ -196,6 +196,9 @@ class Results(BaseModel):
     srm: SrmResult
     variants: list[VariantResult]
     verdict: str
+    verdict_code: VerdictCode | None  # what the verdict says, for a reader that writes its own words; None: no data
+    verdict_variant: str | None  # the variant the verdict is about
+    alpha: float  # significance level of the intervals and of `significant`
 
 
 class CumulativePoint(BaseModel):

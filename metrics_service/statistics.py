@@ -177,6 +177,7 @@ class VariantResult:
     p_value_adjusted: float | None = None
     p_value_sequential: float | None = None
     chance_to_beat_control: float | None = None
+    significant: bool | None = None  # always-valid p-value below alpha (None on the control)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ class Readout:
     verdict: Verdict
 
 
-def verdict(variants: Sequence[VariantResult], srm_mismatch: bool, alpha: float = ALPHA) -> Verdict:
+def verdict(variants: Sequence[VariantResult], srm_mismatch: bool) -> Verdict:
     """No winner before every variant has MIN_VISITORS visitors and MIN_CONVERSIONS conversions;
     variants[0] is the control."""
     if srm_mismatch:
@@ -217,7 +218,7 @@ def verdict(variants: Sequence[VariantResult], srm_mismatch: bool, alpha: float 
     if not enough_data(variants):
         smallest = min(variants, key=lambda v: (v.visitors, v.conversions)) if variants else None
         return Verdict(VerdictCode.NOT_ENOUGH_DATA, smallest)
-    significant = [v for v in variants[1:] if v.p_value_sequential is not None and v.p_value_sequential < alpha]
+    significant = [v for v in variants[1:] if v.significant]
     if not significant:
         return Verdict(VerdictCode.NO_DIFFERENCE)
     best = max(significant, key=lambda v: v.uplift if v.uplift is not None else -math.inf)
@@ -239,11 +240,13 @@ def analyse(arms: Sequence[Arm], control: str, weights: dict[str, float], alpha:
     variants = [VariantResult(**_described(control_arm, alpha))]
     for arm, p_value, adjusted in zip(others, p_values, holm_adjust(p_values), strict=True):
         uplift, low, high = relative_uplift(arm, control_arm, alpha)
+        sequential = sequential_p_value(arm, control_arm)
         variants.append(VariantResult(
             **_described(arm, alpha), uplift=uplift, uplift_ci_low=low, uplift_ci_high=high,
-            p_value=p_value, p_value_adjusted=adjusted, p_value_sequential=sequential_p_value(arm, control_arm),
+            p_value=p_value, p_value_adjusted=adjusted, p_value_sequential=sequential,
+            significant=None if sequential is None else sequential < alpha,
             chance_to_beat_control=chance_to_beat(arm, control_arm)))
     expected = {v.variant: weights.get(v.variant, 0.0) for v in variants}
     srm_p = srm_test([v.visitors for v in variants], list(expected.values()))
     srm = SrmResult(srm_p, srm_p is not None and srm_p < SRM_THRESHOLD, expected)
-    return Readout(srm, variants, verdict(variants, srm.mismatch, alpha))
+    return Readout(srm, variants, verdict(variants, srm.mismatch))

@@ -35,6 +35,9 @@ def test_results_match_reference_statistics(metrics_client):
     assert body["srm"]["expected_weights"] == {"A": 0.5, "B": 0.5}
     assert body["srm"]["mismatch"] is False
     assert isinstance(body["verdict"], str) and body["verdict"]
+    assert body["alpha"] == 0.05 and a["significant"] is None
+    assert b["significant"] is (b["p_value_sequential"] < 0.05)
+    assert body["verdict_code"] in ("significant", "no_difference")
 
 
 def test_results_only_count_exposed_and_included_visitors(metrics_client):
@@ -58,6 +61,14 @@ def test_control_and_weights_parameters(metrics_client):
     unbalanced = metrics_client.get("/experiments/landing/results?metric=form_submit").get_json()
     assert unbalanced["srm"]["mismatch"] is True
     assert unbalanced["verdict"].startswith("Sample ratio mismatch")
+    assert unbalanced["verdict_code"] == "sample_ratio_mismatch"
+
+
+def test_a_winner_is_named_by_code_for_readers_that_write_their_own_words(metrics_client):
+    load(metrics_client, events_for("A", 1500, 150) + events_for("B", 1500, 300))
+    body = metrics_client.get("/experiments/landing/results?metric=form_submit").get_json()
+    assert (body["verdict_code"], body["verdict_variant"]) == ("significant", "B")
+    assert body["variants"][1]["significant"] is True
 
 
 def test_no_data_is_zeros_not_an_error(metrics_client):
@@ -65,8 +76,10 @@ def test_no_data_is_zeros_not_an_error(metrics_client):
     assert [(v["variant"], v["visitors"], v["conversions"], v["rate"]) for v in body["variants"]] == [
         ("A", 0, 0, None), ("B", 0, 0, None)]
     assert body["verdict"].startswith("Not enough data yet")
+    assert body["verdict_code"] == "not_enough_data" and body["verdict_variant"] == "A"
     bare = metrics_client.get("/experiments/empty/results?metric=cta_click")
     assert bare.status_code == 200 and bare.get_json()["variants"] == []
+    assert bare.get_json()["verdict_code"] is None
 
 
 @pytest.mark.parametrize("query,field", [
