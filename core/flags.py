@@ -19,6 +19,7 @@ FLAG_TYPES = ("boolean", "string", "number", "color")
 MAX_STRING = 200
 COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_ALLOWED = 20  # values in a flag's `allowed` list
+ACCENT_TEXT_COLOR = "#ffffff"  # the landing page writes its call to action in white on the accent colour
 
 
 def value_problem(kind: str, value: Any, allowed: Sequence[str] | None = None,

@@ -68,6 +68,9 @@ class Settings:
     growthbook_client_key: str = DEFAULT_CLIENT_KEY
     data_dir: Path = Path("data")
     secret_key: str = ""  # signs the landing service's assignment cookie; unset: one kept in data_dir
+    # the dashboard
+    landing_url: str = "http://127.0.0.1:8080"  # where variant preview links point
+    admin_session_hours: float = 12.0  # how long a signed-in admin stays signed in across reloads
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,4 +100,6 @@ class Settings:
             growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY", DEFAULT_CLIENT_KEY).strip(),
             data_dir=data_dir,
             secret_key=env.get("SECRET_KEY", "").strip(),
+            landing_url=env.get("LANDING_URL", "http://127.0.0.1:8080").rstrip("/"),
+            admin_session_hours=float(env.get("ADMIN_SESSION_HOURS", "12")),
         )

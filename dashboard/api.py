@@ -13,7 +13,12 @@ READ_TTL_SECONDS = 5
 
 
 class BackendError(Exception):
-    """A plain-language message about a service that did not answer as expected."""
+    """A plain-language message about a service that did not answer as expected, with the field errors
+    of a refused write ({"field", "message"}) so a form can show each next to its field."""
+
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.errors = errors or []
 
 
 @st.cache_resource
@@ -34,13 +39,22 @@ def _describe(service: str, response: requests.Response) -> str:
     return f"{service}: {message}" + (f" ({details})" if details else "")
 
 
+def _field_errors(response: requests.Response) -> list[dict[str, str]]:
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return []
+    return [{"field": str(e.get("field") or ""), "message": str(e.get("message") or "")}
+            for e in errors if isinstance(e, dict)]
+
+
 def request_json(service: str, method: str, url: str, token: str | None = None, **kwargs) -> Any:
     try:
         response = _session().request(method, url, headers=bearer(token), **kwargs)
     except requests.RequestException as exc:
         raise BackendError(f"{service} is unreachable at {url.split('?')[0]}: {exc.__class__.__name__}") from exc
     if not response.ok:
-        raise BackendError(_describe(service, response))
+        raise BackendError(_describe(service, response), _field_errors(response))
     try:
         return response.json()
     except ValueError as exc:

@@ -1,4 +1,8 @@
-"""Landing Lab dashboard: `streamlit run dashboard/app.py`. Lays out the sidebar and the chosen view."""
+"""Landing Lab dashboard: one page per view, each with its own URL (`st.navigation`), and the sign-in box.
+
+Served by `streamlit run dashboard/server.py` (which adds the browser id cookie that keeps an admin
+signed in across reloads); `streamlit run dashboard/app.py` works too, with sessions that end on reload.
+"""
 from __future__ import annotations
 
 import sys
@@ -8,55 +12,55 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` puts only dashboard/ on the path
 
-from core.settings import Settings  # noqa: E402
-from dashboard.api import Api, BackendError  # noqa: E402
+from dashboard import session  # noqa: E402
+from dashboard.api import BackendError  # noqa: E402
 from dashboard.text import plain  # noqa: E402
-from dashboard.views import experiments, explore, flags, results, stats  # noqa: E402
 
-VIEWS = {
-    "Stats": lambda api, admin: stats.render(api),
-    "Experiment results": lambda api, admin: results.render(api),
-    "Explore": lambda api, admin: explore.render(api),
-    "Feature toggles": flags.render,
-    "Experiments": experiments.render,
+PAGES = {
+    "Analyse": [
+        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
+                default=True),
+        st.Page("views/results.py", title="Experiment results", icon=":material/insights:", url_path="results"),
+        st.Page("views/stats.py", title="Stats", icon=":material/bar_chart:", url_path="stats"),
+        st.Page("views/explore.py", title="Explore", icon=":material/timeline:", url_path="explore"),
+    ],
+    "Manage": [
+        st.Page("views/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
+        st.Page("views/flags.py", title="Feature toggles", icon=":material/toggle_on:", url_path="toggles"),
+        st.Page("views/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
+    ],
 }
+TOKEN_HINT = "The token is in data/admin_token (make run writes it there)."
 
-st.set_page_config(page_title="Landing Lab", layout="wide")
-settings = Settings.from_env("dashboard")
+st.set_page_config(page_title="Landing Lab", page_icon=":material/science:", layout="wide")
+session.restore()
+page = st.navigation(PAGES)
 
 with st.sidebar:
     st.title("Landing Lab")
-    view = st.radio("View", list(VIEWS), key="view")
-    st.divider()
-    token = st.session_state.get("admin_token")
-    if token:
-        st.success("Signed in as admin")
+    if session.is_admin():
+        st.success("Signed in as admin", icon=":material/verified_user:")
         if st.button("Sign out", key="sign_out"):
-            st.session_state.pop("admin_token", None)
+            session.sign_out()
             st.rerun()
     else:
-        candidate = st.text_input("Admin token", type="password", key="admin_password")
-        if st.button("Sign in", key="sign_in"):
+        with st.form("sign_in_form", border=False):
+            candidate = st.text_input("Admin token", type="password", key="admin_password", help=TOKEN_HINT)
+            st.caption(TOKEN_HINT)
+            submitted = st.form_submit_button("Sign in", key="sign_in")
+        if submitted:
             try:
-                accepted = Api(settings).check_token(candidate) if candidate else False
+                accepted = session.sign_in(candidate.strip())
             except BackendError as exc:
                 st.error(f"Cannot check the token: {plain(exc)}")
             else:
                 if accepted:
-                    st.session_state["admin_token"] = candidate
                     st.rerun()
-                else:
-                    st.error("That token is not accepted.")
+                st.error("That token is not accepted.")
     st.divider()
     auto_refresh = st.toggle("Auto-refresh every 10 s", value=False, key="auto_refresh")
 
-api = Api(settings, st.session_state.get("admin_token"))
-admin = bool(st.session_state.get("admin_token"))
-
-
-@st.fragment(run_every=10 if auto_refresh else None)
-def main_view() -> None:
-    VIEWS[view](api, admin)
-
-
-main_view()
+if auto_refresh:
+    st.fragment(run_every=10)(page.run)()
+else:
+    page.run()

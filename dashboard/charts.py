@@ -1,12 +1,27 @@
-"""Pure chart builders: API answers -> tidy DataFrames -> altair charts. No Streamlit, no HTTP."""
+"""Pure chart builders: API answers -> tidy DataFrames -> altair charts. No Streamlit, no HTTP.
+
+Every chart colours variants through `variant_color`, given the experiment's variant names in a fixed
+order, so a variant keeps its colour across charts and filters. Time charts with a single time bucket
+draw bars instead of a lone dot per variant.
+"""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
 from core.events import EVENT_TYPES, METRICS
+from dashboard.formatting import variant_colors, variant_order
+
+
+def variant_color(frame: pd.DataFrame, variants: Sequence[str] | None = None, legend: bool = True) -> alt.Color:
+    """The variant colour channel: the same colour for the same name, whatever the frame holds."""
+    names = variant_order(frame["variant"].unique() if "variant" in frame else [], variants or ())
+    colors = variant_colors(names)
+    return alt.Color("variant:N", title="Variant", legend=alt.Legend() if legend else None,
+                     scale=alt.Scale(domain=list(colors), range=list(colors.values())))
 
 
 def matrix_frame(stats: dict[str, Any]) -> pd.DataFrame:
@@ -25,7 +40,7 @@ def conversion_frame(stats: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "metric", "visitors", "converted", "rate"])
 
 
-def events_chart(matrix: pd.DataFrame) -> alt.Chart:
+def events_chart(matrix: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.Chart:
     """Events per variant, grouped by event type."""
     return (
         alt.Chart(matrix, title="Events per variant and event type")
@@ -34,13 +49,13 @@ def events_chart(matrix: pd.DataFrame) -> alt.Chart:
             x=alt.X("event_type:N", title="Event type", sort=list(EVENT_TYPES)),
             xOffset=alt.XOffset("variant:N"),
             y=alt.Y("events:Q", title="Events"),
-            color=alt.Color("variant:N", title="Variant"),
+            color=variant_color(matrix, variants),
             tooltip=["variant", "event_type", "events", "visitors"],
         )
     )
 
 
-def conversion_chart(conversion: pd.DataFrame) -> alt.Chart:
+def conversion_chart(conversion: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.Chart:
     """Conversion rate per variant for each metric."""
     return (
         alt.Chart(conversion, title="Conversion rate per variant")
@@ -49,49 +64,60 @@ def conversion_chart(conversion: pd.DataFrame) -> alt.Chart:
             x=alt.X("metric:N", title="Metric"),
             xOffset=alt.XOffset("variant:N"),
             y=alt.Y("rate:Q", title="Conversion rate", axis=alt.Axis(format="%")),
-            color=alt.Color("variant:N", title="Variant"),
-            tooltip=["variant", "metric", "visitors", "converted", alt.Tooltip("rate:Q", format=".2%")],
+            color=variant_color(conversion, variants),
+            tooltip=["variant", "metric", "visitors", "converted", alt.Tooltip("rate:Q", format=".1%")],
         )
     )
 
 
 RESULT_COLUMNS = ["variant", "visitors", "conversions", "rate", "ci_low", "ci_high", "uplift", "uplift_ci_low",
-                  "uplift_ci_high", "p_value", "p_value_adjusted", "p_value_sequential", "chance_to_beat_control"]
+                  "uplift_ci_high", "p_value", "p_value_adjusted", "p_value_sequential", "chance_to_beat_control",
+                  "significant"]
 
 
 def results_frame(results: dict[str, Any]) -> pd.DataFrame:
+    """The readout's numbers, one row per variant (for the charts and the CSV download)."""
     return pd.DataFrame(results.get("variants", []), columns=RESULT_COLUMNS)
 
 
-def rate_interval_chart(frame: pd.DataFrame) -> alt.LayerChart:
+def rate_interval_chart(frame: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.LayerChart:
     """Conversion rate per variant with its 95% Wilson interval as error bars."""
     data = frame.dropna(subset=["rate"])
     base = alt.Chart(data, title="Conversion rate with 95% interval").encode(
-        x=alt.X("variant:N", title="Variant"),
-        tooltip=["variant", "visitors", "conversions", alt.Tooltip("rate:Q", format=".2%"),
-                 alt.Tooltip("ci_low:Q", format=".2%"), alt.Tooltip("ci_high:Q", format=".2%")],
+        x=alt.X("variant:N", title="Variant", sort=list(variants) if variants else "ascending"),
+        tooltip=[alt.Tooltip("variant", title="Variant"), alt.Tooltip("visitors", title="Visitors"),
+                 alt.Tooltip("conversions", title="Conversions"),
+                 alt.Tooltip("rate:Q", format=".1%", title="Conversion rate"),
+                 alt.Tooltip("ci_low:Q", format=".1%", title="Interval from"),
+                 alt.Tooltip("ci_high:Q", format=".1%", title="Interval to")],
     )
     points = base.mark_point(filled=True, size=90).encode(
         y=alt.Y("rate:Q", title="Conversion rate", axis=alt.Axis(format="%")),
-        color=alt.Color("variant:N", legend=None),
+        color=variant_color(frame, variants, legend=False),
     )
     bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("ci_low:Q", title="Conversion rate"), y2="ci_high:Q")
     return bars + points
 
 
-def forest_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    """Relative uplift of each variant against control with its interval, and a rule at zero."""
+def forest_chart(frame: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.LayerChart:
+    """Relative uplift of each variant against control: its interval as a bar around a solid 0% line
+    that always shows (the scale includes zero), and the estimate as a point."""
     data = frame.dropna(subset=["uplift"])
+    color = variant_color(frame, variants, legend=False)
     base = alt.Chart(data, title="Uplift against control (95% interval)").encode(
-        y=alt.Y("variant:N", title="Variant"),
-        tooltip=["variant", alt.Tooltip("uplift:Q", format="+.1%"), alt.Tooltip("uplift_ci_low:Q", format="+.1%"),
-                 alt.Tooltip("uplift_ci_high:Q", format="+.1%"), alt.Tooltip("p_value_sequential:Q", format=".3g")],
+        y=alt.Y("variant:N", title="Variant", sort=list(variants) if variants else "ascending"),
+        tooltip=[alt.Tooltip("variant", title="Variant"), alt.Tooltip("uplift:Q", format="+.1%", title="Uplift"),
+                 alt.Tooltip("uplift_ci_low:Q", format="+.1%", title="Interval from"),
+                 alt.Tooltip("uplift_ci_high:Q", format="+.1%", title="Interval to"),
+                 alt.Tooltip("p_value_sequential:Q", format=".3g", title="p (always valid)")],
     )
-    interval = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("uplift_ci_low:Q", title="Relative uplift", axis=alt.Axis(format="%")), x2="uplift_ci_high:Q"
+    interval = base.mark_bar(height=14, opacity=0.35).encode(
+        x=alt.X("uplift_ci_low:Q", title="Relative uplift against control", axis=alt.Axis(format="+%"),
+                scale=alt.Scale(zero=True, nice=True)),
+        x2="uplift_ci_high:Q", color=color,
     )
-    point = base.mark_point(filled=True, size=90).encode(x="uplift:Q", color=alt.Color("variant:N", legend=None))
-    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="zero:Q")
+    point = base.mark_point(filled=True, size=110, opacity=1).encode(x="uplift:Q", color=color)
+    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#333333", strokeWidth=1.5).encode(x="zero:Q")
     return interval + point + zero
 
 
@@ -101,18 +127,25 @@ def cumulative_frame(series: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def cumulative_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Cumulative conversion rate over time, one line per variant."""
+def single_bucket(frame: pd.DataFrame) -> bool:
+    """Whether a time series has one time bucket only (a line would be a dot per variant)."""
+    return frame["bucket"].nunique() <= 1
+
+
+def cumulative_chart(frame: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.Chart:
+    """Cumulative conversion rate over time, one line per variant (bars when there is one time bucket)."""
+    tooltip = [alt.Tooltip("bucket:T", title="Time"), alt.Tooltip("variant", title="Variant"),
+               alt.Tooltip("visitors", title="Visitors"), alt.Tooltip("conversions", title="Conversions"),
+               alt.Tooltip("rate:Q", format=".1%", title="Conversion rate")]
+    y = alt.Y("rate:Q", title="Cumulative conversion", axis=alt.Axis(format="%"))
+    if single_bucket(frame):
+        return alt.Chart(frame, title="Conversion so far").mark_bar().encode(
+            x=alt.X("variant:N", title="Variant", sort=list(variants) if variants else "ascending"), y=y,
+            color=variant_color(frame, variants), tooltip=tooltip)
     return (
         alt.Chart(frame, title="Cumulative conversion over time")
         .mark_line(point=True)
-        .encode(
-            x=alt.X("bucket:T", title="Time"),
-            y=alt.Y("rate:Q", title="Cumulative conversion", axis=alt.Axis(format="%")),
-            color=alt.Color("variant:N", title="Variant"),
-            tooltip=[alt.Tooltip("bucket:T"), "variant", "visitors", "conversions",
-                     alt.Tooltip("rate:Q", format=".2%")],
-        )
+        .encode(x=alt.X("bucket:T", title="Time"), y=y, color=variant_color(frame, variants), tooltip=tooltip)
     )
 
 
@@ -126,7 +159,7 @@ def funnel_frame(funnel: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def funnel_chart(frame: pd.DataFrame) -> alt.Chart:
+def funnel_chart(frame: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.Chart:
     return (
         alt.Chart(frame, title="Funnel: " + " → ".join(EVENT_TYPES))
         .mark_bar()
@@ -134,7 +167,7 @@ def funnel_chart(frame: pd.DataFrame) -> alt.Chart:
             x=alt.X("step:N", sort=list(EVENT_TYPES), title="Step"),
             xOffset=alt.XOffset("variant:N"),
             y=alt.Y("visitors:Q", title="Unique visitors"),
-            color=alt.Color("variant:N", title="Variant"),
+            color=variant_color(frame, variants),
             tooltip=["variant", "step", "visitors", alt.Tooltip("conversion_from_previous:Q", format=".1%"),
                      alt.Tooltip("conversion_from_start:Q", format=".1%")],
         )
@@ -147,19 +180,21 @@ def timeseries_frame(series: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def explore_chart(frame: pd.DataFrame, measure: str = "events") -> alt.Chart:
-    """Events or visitors per time bucket and variant; click the legend to highlight a variant."""
+def explore_chart(frame: pd.DataFrame, measure: str = "events", variants: Sequence[str] | None = None) -> alt.Chart:
+    """Events or visitors per time bucket and variant; click the legend to highlight a variant (bars
+    per variant when there is one time bucket)."""
     pick = alt.selection_point(fields=["variant"], bind="legend")
+    tooltip = [alt.Tooltip("bucket:T", title="Time"), alt.Tooltip("variant", title="Variant"),
+               alt.Tooltip("events", title="Events"), alt.Tooltip("visitors", title="Visitors")]
+    y = alt.Y(f"{measure}:Q", title=measure.capitalize())
+    chart = alt.Chart(frame, title=f"{measure.capitalize()} over time")
+    if single_bucket(frame):
+        chart = chart.mark_bar().encode(x=alt.X("variant:N", title="Variant"))
+    else:
+        chart = chart.mark_line(point=True).encode(x=alt.X("bucket:T", title="Time"))
     return (
-        alt.Chart(frame, title=f"{measure.capitalize()} over time")
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("bucket:T", title="Time"),
-            y=alt.Y(f"{measure}:Q", title=measure.capitalize()),
-            color=alt.Color("variant:N", title="Variant"),
-            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
-            tooltip=[alt.Tooltip("bucket:T"), "variant", "events", "visitors"],
-        )
+        chart.encode(y=y, color=variant_color(frame, variants),
+                     opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)), tooltip=tooltip)
         .add_params(pick)
         .interactive()
     )

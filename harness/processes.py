@@ -44,7 +44,7 @@ def gunicorn_command(app: str, port: int, *extra: str) -> list[str]:
 
 
 def streamlit_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "server.py"),
             "--server.port", str(port), "--server.address", "127.0.0.1",
             "--server.headless", "true", "--browser.gatherUsageStats", "false"]
 

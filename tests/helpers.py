@@ -153,13 +153,26 @@ def shown_variants(landing_app, response) -> dict[str, str]:
     raise AssertionError(f"no {COOKIE} cookie set")
 
 
+# The dashboard's pages by title, as st.navigation lists them (dashboard/app.py), and their scripts.
+VIEW_PAGES = {
+    "Overview": "views/overview.py",
+    "Experiment results": "views/results.py",
+    "Stats": "views/stats.py",
+    "Explore": "views/explore.py",
+    "Experiments": "views/experiments.py",
+    "Feature toggles": "views/flags.py",
+    "Audit log": "views/audit.py",
+}
+
+
 def open_view(view: str, token: str | None = None) -> AppTest:
+    """The dashboard opened on its first page, signed in with token when given, then switched to view."""
     at = AppTest.from_file(DASHBOARD_APP, default_timeout=30)
     at.run()
     if token is not None:
         at.sidebar.text_input(key="admin_password").input(token)
         at.sidebar.button(key="sign_in").click().run()
-    at.sidebar.radio(key="view").set_value(view).run()
+    at.switch_page(VIEW_PAGES[view]).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -1,5 +1,6 @@
-"""One module per dashboard view; each exposes render(api, ...) and only lays out widgets. Text from a
-user or a service goes through dashboard.text.plain wherever Streamlit renders Markdown."""
+"""The dashboard's pages, one script per page (run by st.navigation in app.py), and what they share:
+reading and writing through the API with the failure said plainly, and a message kept across the rerun
+that follows a write."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -30,3 +31,24 @@ def written(failed: str, call: Callable[..., Any], *args: Any) -> bool:
         st.error(f"{failed}: {plain(exc)}")
         return False
     return True
+
+
+def open_results(experiment: str) -> None:
+    """Go to the results page of an experiment (its URL names it: /results?experiment=<key>)."""
+    st.session_state["results_experiment"] = experiment
+    st.switch_page("views/results.py", query_params={"experiment": experiment})
+
+
+FLASH_KEY = "_flash"
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """A message to show at the top of the page after the rerun that follows a write (the rerun makes
+    every list, heading and prompt show the state the write left)."""
+    st.session_state[FLASH_KEY] = (kind, message)
+
+
+def show_flash() -> None:
+    kind, message = st.session_state.pop(FLASH_KEY, (None, None))
+    if message:
+        getattr(st, kind)(plain(message))

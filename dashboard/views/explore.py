@@ -8,8 +8,12 @@ import streamlit as st
 from core.events import EVENT_TYPES
 from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api
-from dashboard.charts import explore_chart, timeseries_frame
+from dashboard.charts import explore_chart, single_bucket, timeseries_frame
+from dashboard.formatting import variant_order
+from dashboard.session import current_api
 from dashboard.views import fetched
+
+TABLE_COLUMNS = {"bucket": "Time (UTC)", "variant": "Variant", "events": "Events", "visitors": "Unique visitors"}
 
 
 def render(api: Api) -> None:
@@ -24,19 +28,25 @@ def render(api: Api) -> None:
     start, end = (span if isinstance(span, tuple) and len(span) == 2 else (today - timedelta(days=7), today))
     since = datetime.combine(start, time.min, UTC).isoformat()
     until = datetime.combine(end + timedelta(days=1), time.min, UTC).isoformat()
-    series = fetched("Time series unavailable", api.timeseries, experiment=experiment, event_type=event_type,
-                     interval=interval, since=since, until=until)
+    query = {"experiment": experiment, "event_type": event_type, "since": since, "until": until}
+    series = fetched("Time series unavailable", api.timeseries, interval=interval, **query)
     if series is None:
         return
     frame = timeseries_frame(series)
-    variants = sorted(frame["variant"].unique())
+    if interval == "day" and not frame.empty and single_bucket(frame):
+        finer = fetched("Time series unavailable", api.timeseries, interval="hour", **query)
+        if finer is not None:
+            frame = timeseries_frame(finer)
+            st.caption("One day of data in this range: shown by hour.")
+    variants = variant_order(frame["variant"].unique())
     chosen = st.multiselect("Variants", variants, default=variants, key="explore_variants")
     frame = frame[frame["variant"].isin(chosen)]
     if frame.empty:
         st.info("No events in this range.")
         return
-    st.altair_chart(explore_chart(frame, measure), width="stretch")
-    st.dataframe(frame, hide_index=True, width="stretch")
+    st.altair_chart(explore_chart(frame, measure, variants), width="stretch")
+    st.dataframe(frame.rename(columns=TABLE_COLUMNS), hide_index=True, width="stretch",
+                 column_config={"Time (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 
-
+render(current_api())

@@ -1,4 +1,5 @@
-"""Feature toggles and flags: the right widget per type, a rollout slider, and the audit log."""
+"""Feature toggles: each flag labelled by what it does, the widget that fits its type, a rollout slider,
+a contrast check of colours against the text the page writes on them, and the latest changes."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,23 +7,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.flags import MAX_STRING
 from dashboard.api import Api
+from dashboard.formatting import audit_rows, field_text, flag_label
+from dashboard.session import current_api, is_admin
 from dashboard.text import plain
-from dashboard.views import fetched, written
+from dashboard.views import fetched, flash, show_flash, written
+from dashboard.widgets import contrast_warning, flag_widget
+
+RECENT_CHANGES = 10
 
 
-def _widget(flag: dict[str, Any]) -> Any:
-    key, kind, value = flag["key"], flag["type"], flag["value"]
-    label = plain(key.replace("_", " ").capitalize())
-    help_text = plain(flag["description"]) if flag.get("description") else None
-    if kind == "boolean":
-        return st.toggle(label, value=bool(value), key=f"toggle_{key}", help=help_text)
-    if kind == "number":
-        return st.number_input(label, value=float(value), key=f"number_{key}", help=help_text)
-    if kind == "color":
-        return st.color_picker(label, value=value, key=f"color_{key}", help=help_text)
-    return st.text_input(label, value=str(value), key=f"text_{key}", max_chars=MAX_STRING, help=help_text)
+def _help(flag: dict[str, Any]) -> str:
+    return plain(f"Flag {flag['key']} ({flag['type']}). {flag.get('description') or ''}".strip())
 
 
 def _same(kind: str, old: Any, new: Any) -> bool:
@@ -35,31 +31,39 @@ def _typed(kind: str, value: Any) -> Any:
     return value
 
 
+def _read_only(flags: list[dict[str, Any]]) -> None:
+    st.info("Sign in with the admin token (sidebar) to change toggles.")
+    table = pd.DataFrame([{
+        "Toggle": flag_label(f), "Flag": f["key"], "Type": f["type"], "Value": field_text("value", f["value"]),
+        "Rollout": field_text("rollout", f["rollout"])} for f in flags],
+        columns=["Toggle", "Flag", "Type", "Value", "Rollout"])
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
 def render(api: Api, admin: bool) -> None:
     st.header("Feature toggles")
+    show_flash()
     flags = fetched("Toggles are unavailable", api.flags)
     if flags is None:
         return
     if not admin:
-        st.info("Sign in with the admin token (sidebar) to change toggles.")
-        table = pd.DataFrame(flags, columns=["key", "type", "value", "rollout", "description"])
-        table["value"] = table["value"].map(str)
-        st.dataframe(table, hide_index=True, width="stretch")
+        _read_only(flags)
         return
 
-    with st.form("flags_form"):
-        edits = {}
-        for flag in flags:
+    edits = {}
+    for flag in flags:
+        with st.container(border=True):
             value_col, rollout_col = st.columns([3, 2])
             with value_col:
-                value = _widget(flag)
+                value = flag_widget(flag, flag["key"], plain(flag_label(flag)), help_text=_help(flag))
+                if flag["type"] == "color":
+                    contrast_warning(value)
             with rollout_col:
                 rollout = st.slider("Rollout (% of visitors)", 0, 100, int(round(flag["rollout"] * 100)),
                                     key=f"rollout_{flag['key']}")
-            edits[flag["key"]] = (flag, value, rollout / 100)
-        submitted = st.form_submit_button("Save toggles", type="primary")
+        edits[flag["key"]] = (flag, value, rollout / 100)
 
-    if submitted:
+    if st.button("Save toggles", type="primary", key="save_toggles"):
         values = {k: _typed(f["type"], v) for k, (f, v, _) in edits.items() if not _same(f["type"], f["value"], v)}
         rollouts = {k: r for k, (f, _, r) in edits.items() if abs(f["rollout"] - r) > 1e-9}
 
@@ -71,17 +75,15 @@ def render(api: Api, admin: bool) -> None:
 
         if written("Not saved", save):
             changed = sorted(set(values) | set(rollouts))
-            if changed:
-                st.success(f"Saved: {plain(', '.join(changed))}")
-            else:
-                st.info("Nothing changed.")
+            flash(f"Saved: {', '.join(changed)}" if changed else "Nothing changed.", "success" if changed else "info")
+            st.rerun()
 
-    st.subheader("Audit log")
+    st.subheader("Latest changes to toggles", anchor=False)
     entries = fetched("Audit log unavailable", api.audit)
-    if entries is None:
-        return
-    frame = pd.DataFrame(entries, columns=["at", "actor", "entity", "key", "action", "old", "new"])
-    frame["at"] = pd.to_datetime(frame["at"], unit="ms", utc=True)
-    for column in ("old", "new"):
-        frame[column] = frame[column].map(lambda v: "" if v is None else str(v))
-    st.dataframe(frame, hide_index=True, width="stretch")
+    if entries is not None:
+        recent = [e for e in entries if e.get("entity") == "flag"][:RECENT_CHANGES]
+        st.dataframe(audit_rows(recent), hide_index=True, width="stretch")
+        st.caption("Every change to toggles and experiments is on the Audit log page.")
+
+
+render(current_api(), is_admin())

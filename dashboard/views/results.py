@@ -1,6 +1,11 @@
-"""Experiment results: the readout an analyst decides on (all statistics come from metrics_service)."""
+"""Experiment results: the readout an analyst decides on (all statistics come from metrics_service).
+
+The page's URL names the experiment (/results?experiment=<key>), so a readout can be shared."""
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
 from core.events import DEFAULT_METRIC, METRICS
@@ -14,60 +19,110 @@ from dashboard.charts import (
     funnel_frame,
     rate_interval_chart,
     results_frame,
+    single_bucket,
 )
+from dashboard.formatting import VERDICT_TITLES, percent, results_table, uplift_text, variant_order
+from dashboard.session import current_api
 from dashboard.text import plain
 from dashboard.views import fetched
 
+SIGNIFICANCE_STYLE = {"better": "background-color: #d3f9d8; color: #1b5e20",
+                      "worse": "background-color: #ffe3e3; color: #8b1a1a"}
 
-def _experiment_choice(api: Api) -> tuple[str, dict[str, float] | None]:
-    """The experiment key and its configured weights (None when ab_service cannot say)."""
+
+def _experiment_choice(api: Api) -> tuple[str, dict[str, Any] | None]:
+    """The experiment key and its definition (None when ab_service cannot say)."""
+    asked = st.query_params.get("experiment")
     try:
         experiments = api.experiments()
     except BackendError as exc:
         st.warning(f"Experiment list unavailable ({plain(exc)}); assuming equal weights.")
-        return st.text_input("Experiment", value=DEFAULT_EXPERIMENT, key="results_experiment_text"), None
+        return st.text_input("Experiment", value=asked or DEFAULT_EXPERIMENT, key="results_experiment_text"), None
     keys = [e["key"] for e in experiments]
-    key = st.selectbox("Experiment", keys, key="results_experiment",
-                       index=keys.index(DEFAULT_EXPERIMENT) if DEFAULT_EXPERIMENT in keys else 0)
-    chosen = next(e for e in experiments if e["key"] == key)
-    return key, {v["name"]: float(v["weight"]) for v in chosen["variants"]}
+    if not keys:
+        st.info("No experiments yet.")
+        return DEFAULT_EXPERIMENT, None
+    if st.session_state.get("results_experiment") not in keys:
+        st.session_state["results_experiment"] = asked if asked in keys else (
+            DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT in keys else keys[0])
+    key = st.selectbox("Experiment", keys, key="results_experiment")
+    st.query_params["experiment"] = key
+    return key, next(e for e in experiments if e["key"] == key)
+
+
+def _verdict_card(results: dict[str, Any]) -> None:
+    """The verdict, titled and coloured by what it says (metrics_service's code), with its sentence."""
+    code, sentence = results.get("verdict_code"), plain(results["verdict"])
+    best = next((v for v in results["variants"] if v["variant"] == results.get("verdict_variant")), None)
+    with st.container(border=True, key="verdict_card"):
+        title = VERDICT_TITLES.get(code, VERDICT_TITLES[None])
+        if code == "significant" and best is not None:
+            title = f"{'Winner' if (best.get('uplift') or 0) > 0 else 'Loser'}: {best['variant']}"
+        st.subheader(plain(title), anchor=False)
+        if code == "significant" and best is not None and (best.get("uplift") or 0) > 0:
+            st.success(sentence, icon=":material/emoji_events:")
+        elif code in ("significant", "sample_ratio_mismatch"):
+            st.error(sentence, icon=":material/warning:")
+        else:
+            st.info(sentence, icon=":material/hourglass_top:")
+        if best is not None and best.get("uplift") is not None:
+            cols = st.columns(3)
+            cols[0].metric(f"Uplift of {plain(best['variant'])}", uplift_text(best))
+            cols[1].metric("Chance to beat control", percent(best.get("chance_to_beat_control")))
+            cols[2].metric("Visitors", f"{sum(v['visitors'] for v in results['variants']):,}")
+
+
+def _styled(table: pd.DataFrame):
+    return table.style.map(lambda value: SIGNIFICANCE_STYLE.get(value, ""), subset=["Significance"])
 
 
 def render(api: Api) -> None:
     st.header("Experiment results")
     left, right = st.columns(2)
     with left:
-        experiment, weights = _experiment_choice(api)
+        experiment, definition = _experiment_choice(api)
     metric = right.selectbox("Metric", METRICS, index=METRICS.index(DEFAULT_METRIC), key="results_metric")
+    weights = {v["name"]: float(v["weight"]) for v in definition["variants"]} if definition else None
     results = fetched("Results are unavailable", api.results, experiment, metric, weights)
     if results is None:
         return
+    names = variant_order((v["variant"] for v in results["variants"]), list(weights or ()))
 
     if results["srm"]["mismatch"]:
+        expected = ", ".join(f"{k} {percent(w, 0)}" for k, w in results["srm"]["expected_weights"].items())
         st.error(
             f"Sample ratio mismatch (p = {results['srm']['p_value']:.2g}): visitors are not split as configured "
-            f"({plain(results['srm']['expected_weights'])}). Find the cause before trusting these results."
+            f"({plain(expected)}). Find the cause before trusting these results."
         )
-    st.info(plain(results["verdict"]))
+    _verdict_card(results)
     frame = results_frame(results)
     if frame.empty or not frame["visitors"].any():
         st.caption("No exposed visitors yet.")
         return
-    st.dataframe(frame, hide_index=True, width="stretch")
+    st.dataframe(_styled(results_table(results)), hide_index=True, width="stretch")
     st.download_button("Download results (CSV)", frame.to_csv(index=False).encode(), key="results_csv",
                        file_name=f"{experiment}-{metric}-results.csv", mime="text/csv")
     charts = st.columns(2)
-    charts[0].altair_chart(rate_interval_chart(frame), width="stretch")
+    charts[0].altair_chart(rate_interval_chart(frame, names), width="stretch")
     if frame["uplift"].notna().any():
-        charts[1].altair_chart(forest_chart(frame), width="stretch")
+        charts[1].altair_chart(forest_chart(frame, names), width="stretch")
 
-    interval = st.radio("Interval", ["hour", "day"], horizontal=True, key="results_interval")
+    interval = st.radio("Interval", ["hour", "day"], horizontal=True, key="results_interval", index=1)
     series = fetched("Time series unavailable", api.cumulative, experiment, metric, interval)
     steps = None if series is None else fetched("Time series unavailable", api.funnel, experiment)
     if steps is None:
         return
-    cumulative, funnel = cumulative_frame(series), funnel_frame(steps)
+    cumulative = cumulative_frame(series)
+    if interval == "day" and not cumulative.empty and single_bucket(cumulative):
+        finer = fetched("Time series unavailable", api.cumulative, experiment, metric, "hour")
+        if finer is not None:
+            cumulative = cumulative_frame(finer)
+            st.caption("One day of data so far: shown by hour.")
+    funnel = funnel_frame(steps)
     if not cumulative.empty:
-        st.altair_chart(cumulative_chart(cumulative), width="stretch")
+        st.altair_chart(cumulative_chart(cumulative, names), width="stretch")
     if not funnel.empty:
-        st.altair_chart(funnel_chart(funnel), width="stretch")
+        st.altair_chart(funnel_chart(funnel, names), width="stretch")
+
+
+render(current_api())

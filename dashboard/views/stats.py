@@ -7,8 +7,12 @@ from core.events import EVENT_TYPES
 from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api
 from dashboard.charts import conversion_chart, conversion_frame, events_chart, matrix_frame
+from dashboard.formatting import variant_order
+from dashboard.session import current_api
 from dashboard.text import plain
 from dashboard.views import fetched
+
+MATRIX_COLUMNS = {"variant": "Variant", "event_type": "Event type", "events": "Events", "visitors": "Unique visitors"}
 
 
 def render(api: Api) -> None:
@@ -18,7 +22,7 @@ def render(api: Api) -> None:
     everything = fetched("Stats are unavailable", api.stats, experiment=experiment)
     if everything is None:
         return
-    variants = sorted(everything.get("by_variant", {}))
+    variants = variant_order(everything.get("by_variant", {}))
     variant = middle.selectbox("Variant", ["All", *variants], key="stats_variant")
     event_type = right.selectbox("Event type", ["All", *EVENT_TYPES], key="stats_event_type")
     stats = fetched("Stats are unavailable", api.stats, experiment=experiment, variant=variant, event_type=event_type)
@@ -32,9 +36,12 @@ def render(api: Api) -> None:
         st.info(f"No events recorded for experiment {plain(repr(experiment))} with these filters yet.")
         return
     matrix = matrix_frame(stats)
-    st.altair_chart(events_chart(matrix), width="stretch")
+    st.altair_chart(events_chart(matrix, variants), width="stretch")
     conversion = conversion_frame(stats)
     if not conversion.empty:
-        st.altair_chart(conversion_chart(conversion), width="stretch")
-    st.subheader("Variant × event type")
-    st.dataframe(matrix, hide_index=True, width="stretch")
+        st.altair_chart(conversion_chart(conversion, variants), width="stretch")
+    st.subheader("Variant × event type", anchor=False)
+    st.dataframe(matrix.rename(columns=MATRIX_COLUMNS), hide_index=True, width="stretch")
+
+
+render(current_api())

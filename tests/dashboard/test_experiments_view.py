@@ -5,7 +5,7 @@ from tests.helpers import ADMIN_TOKEN, open_view, shown
 
 def test_read_only_without_sign_in(backends):
     at = open_view("Experiments")
-    assert list(at.dataframe[0].value["key"]) == ["landing"]
+    assert list(at.dataframe[0].value["Experiment"]) == ["landing"]
     assert not [b for b in at.button if b.key == "new_create"]
 
 
@@ -30,7 +30,8 @@ def test_stopping_needs_confirmation(backends):
     ab, _ = backends
     at = open_view("Experiments", token=ADMIN_TOKEN)
     at.button(key="ask_status").click().run()
-    assert any("Stop experiment 'landing'?" in shown(w.value) for w in at.warning)
+    question = "Stop experiment 'landing'? It goes from running to stopped."
+    assert any(shown(w.value).startswith(question) for w in at.warning)
     assert requests.get(f"{ab.url}/experiments/landing", timeout=5).json()["status"] == "running"
     at.button(key="cancel_status").click().run()
     assert requests.get(f"{ab.url}/experiments/landing", timeout=5).json()["status"] == "running"

@@ -13,9 +13,9 @@ def test_explore_draws_the_time_series_with_filters(backends):
     at = open_view("Explore")
     assert len(charts(at)) == 1
     table = at.dataframe[0].value
-    assert table["events"].sum() == 13
+    assert table["Events"].sum() == 13
     at.selectbox(key="explore_event_type").set_value("cta_click").run()
-    assert at.dataframe[0].value["events"].sum() == 1
+    assert at.dataframe[0].value["Events"].sum() == 1
     at.multiselect(key="explore_variants").set_value(["B"]).run()
     assert any("No events" in i.value for i in at.info)
 

@@ -36,8 +36,10 @@ def test_saving_writes_through_ab_service(backends):
     promo = requests.get(f"{ab.url}/flags/show_promo_section", timeout=5).json()
     assert promo["rollout"] == 0.4
     audit = at.dataframe[0].value
-    assert list(audit["key"][:3]) == ["show_promo_section", "show_testimonials", "cta_text"]
-    assert set(audit["actor"]) == {"admin"}
+    assert list(audit["What"][:3]) == ["flag show_promo_section", "flag show_testimonials", "flag cta_text"]
+    assert list(audit["Old"][:3]) == ["rollout: 100%", "value: on", "value: Get started"]
+    assert list(audit["New"][:3]) == ["rollout: 40%", "value: off", "value: Start free"]
+    assert set(audit["Who"]) == {"admin"}
 
 
 def test_a_rejected_save_shows_the_servers_message(backends):

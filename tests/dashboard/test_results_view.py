@@ -1,4 +1,5 @@
 import io
+import re
 
 import pandas as pd
 import streamlit as st
@@ -16,8 +17,9 @@ def test_srm_banner_and_verdict(backends):
     _, metrics = backends
     post_events(metrics, arm("A", 600, 60) + arm("B", 400, 50))
     at = open_view("Experiment results")
-    assert any("Sample ratio mismatch" in e.value for e in at.error)
-    assert any(i.value.startswith("Sample ratio mismatch") for i in at.info)
+    assert any(e.value.startswith("Sample ratio mismatch (p = ") for e in at.error)
+    assert any(shown(e.value).startswith("Sample ratio mismatch: visitors") for e in at.error)
+    assert [h.value for h in at.subheader] == ["Sample ratio mismatch"]
 
 
 def test_balanced_split_has_no_banner_and_no_early_winner(backends):
@@ -25,9 +27,13 @@ def test_balanced_split_has_no_banner_and_no_early_winner(backends):
     post_events(metrics, arm("A", 90, 5) + arm("B", 90, 40))
     at = open_view("Experiment results")
     assert not any("Sample ratio mismatch" in e.value for e in at.error)
-    assert any(i.value.startswith("Not enough data yet") for i in at.info)
+    assert any(shown(i.value).startswith("Not enough data yet:") for i in at.info)
+    assert [h.value for h in at.subheader] == ["Not enough data yet"]
     table = at.dataframe[0].value
-    assert list(table["variant"]) == ["A", "B"] and list(table["conversions"]) == [5, 40]
+    assert list(table["Variant"]) == ["A (control)", "B"] and list(table["Conversions"]) == [5, 40]
+    assert list(table["Conversion rate"]) == ["5.6%", "44.4%"]
+    assert table["Uplift vs control (95% interval)"][0] == "control"
+    assert re.fullmatch(r"\+700\.0% \([+-]\d+\.\d% to \+\d+\.\d%\)", table["Uplift vs control (95% interval)"][1])
     assert len(charts(at)) >= 3  # rate with intervals, forest plot, cumulative/funnel
 
 
@@ -35,7 +41,9 @@ def test_a_clear_winner_is_named(backends):
     _, metrics = backends
     post_events(metrics, arm("A", 1500, 150) + arm("B", 1500, 300))
     at = open_view("Experiment results")
-    assert any(shown(i.value).startswith("B beats A on form_submit") for i in at.info)
+    assert any(shown(s.value).startswith("B beats A on form_submit: +100.0%") for s in at.success)
+    assert [shown(h.value) for h in at.subheader] == ["Winner: B"]
+    assert list(at.dataframe[0].value["Significance"]) == ["control", "better"]
 
 
 def test_csv_download_holds_the_results(backends, monkeypatch):
@@ -63,7 +71,7 @@ def test_metric_selector_switches_the_readout(backends):
     post_events(metrics, arm("A", 50, 10, "cta_click") + arm("B", 50, 20, "cta_click"))
     at = open_view("Experiment results")
     at.selectbox(key="results_metric").set_value("cta_click").run()
-    assert list(at.dataframe[0].value["conversions"]) == [10, 20]
+    assert list(at.dataframe[0].value["Conversions"]) == [10, 20]
 
 
 def test_results_backend_down(down):

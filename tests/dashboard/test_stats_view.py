@@ -17,8 +17,8 @@ def test_numbers_and_charts_match_the_events(backends):
     assert values == {"Events": "14", "Unique visitors": "10"}
     assert len(charts(at)) == 2
     matrix = at.dataframe[0].value
-    row = matrix[(matrix["variant"] == "A") & (matrix["event_type"] == "cta_click")].iloc[0]
-    assert (row["events"], row["visitors"]) == (3, 3)
+    row = matrix[(matrix["Variant"] == "A") & (matrix["Event type"] == "cta_click")].iloc[0]
+    assert (row["Events"], row["Unique visitors"]) == (3, 3)
 
 
 def test_filters_narrow_the_numbers(backends):

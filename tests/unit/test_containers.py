@@ -99,9 +99,9 @@ def test_gunicorn_settings_come_from_the_shipped_config_file(cmd):
 
 def test_dashboard_runs_streamlit_on_8081():
     cmd = command("dashboard")
-    assert cmd[:3] == ["streamlit", "run", "dashboard/app.py"]
+    assert cmd[:3] == ["streamlit", "run", "dashboard/server.py"]
     assert cmd[cmd.index("--server.port") + 1] == "8081"
-    assert (ROOT / "dashboard" / "app.py").is_file()
+    assert (ROOT / "dashboard" / "server.py").is_file()
 
 
 def test_named_volumes_hold_the_databases():

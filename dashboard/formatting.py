@@ -1,0 +1,221 @@
+"""What a reader sees of the API's answers: words, percentages and tables (pure: no Streamlit, no HTTP).
+
+Nothing here judges the numbers: significance, verdicts and intervals come from metrics_service; this
+module only writes them out (and measures a colour contrast, which is about the page, not the data).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+DASH = "—"
+# Colour-blind-safe categorical palette (Okabe & Ito), darkened where needed to keep 3:1 against white.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#8C6D00", "#56B4E9", "#E69F00", "#000000",
+           "#7F7F7F", "#882255")
+AA_TEXT = 4.5  # WCAG 2.x level AA: contrast ratio for normal text
+VERDICT_TITLES = {
+    "significant": "Winner found",
+    "no_difference": "No significant difference yet",
+    "not_enough_data": "Not enough data yet",
+    "sample_ratio_mismatch": "Sample ratio mismatch",
+    None: "No data yet",
+}
+
+
+def percent(value: float | None, digits: int | None = None) -> str:
+    """0.1091 -> "10.9%"; small shares keep two significant digits ("0.45%"); None -> "—"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    share = value * 100
+    if digits is None:
+        digits = 1 if share == 0 or abs(share) >= 1 else 2
+    return f"{share:.{digits}f}%"
+
+
+def signed_percent(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value * 100:+.1f}%"
+
+
+def interval_text(low: float | None, high: float | None, signed: bool = False) -> str:
+    if low is None or high is None:
+        return DASH
+    show = signed_percent if signed else percent
+    return f"{show(low)} to {show(high)}"
+
+
+def uplift_text(row: Mapping[str, Any]) -> str:
+    """"+12.3% (+4.1% to +20.5%)" for a treatment; "control" for the control."""
+    if row.get("uplift") is None:
+        return "control" if row.get("is_control") else DASH
+    interval = interval_text(row.get("uplift_ci_low"), row.get("uplift_ci_high"), signed=True)
+    return f"{signed_percent(row['uplift'])} ({interval})"
+
+
+def p_value_text(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def significance_text(variant: Mapping[str, Any], control: str | None) -> str:
+    if variant["variant"] == control:
+        return "control"
+    if variant.get("significant") is None:
+        return DASH
+    if not variant["significant"]:
+        return "not significant"
+    return "better" if (variant.get("uplift") or 0) > 0 else "worse"
+
+
+RESULT_COLUMNS = ["Variant", "Visitors", "Conversions", "Conversion rate", "95% interval",
+                  "Uplift vs control (95% interval)", "Chance to beat control", "p (always valid)", "Significance"]
+
+
+def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
+    """The readout as people read it: one row per variant, the control first and marked as such."""
+    control = results.get("control")
+    level = f"{(1 - results.get('alpha', 0.05)) * 100:g}%"
+    rows = []
+    for v in results.get("variants", []):
+        is_control = v["variant"] == control
+        rows.append({
+            "Variant": v["variant"] + (" (control)" if is_control else ""),
+            "Visitors": int(v["visitors"]),
+            "Conversions": int(v["conversions"]),
+            "Conversion rate": percent(v["rate"]),
+            "95% interval": interval_text(v["ci_low"], v["ci_high"]),
+            "Uplift vs control (95% interval)": uplift_text({**v, "is_control": is_control}),
+            "Chance to beat control": "control" if is_control else percent(v.get("chance_to_beat_control"), 1),
+            "p (always valid)": "control" if is_control else p_value_text(v.get("p_value_sequential")),
+            "Significance": significance_text(v, control),
+        })
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return table.rename(columns={"95% interval": f"{level} interval",
+                                 "Uplift vs control (95% interval)": f"Uplift vs control ({level} interval)"})
+
+
+def primary_result(results: Mapping[str, Any]) -> str:
+    """A short line for the overview: the verdict's variant and uplift, or what keeps it from one."""
+    code = results.get("verdict_code")
+    if code == "significant":
+        best = next((v for v in results.get("variants", []) if v["variant"] == results.get("verdict_variant")), None)
+        if best is not None:
+            direction = "beats" if (best.get("uplift") or 0) > 0 else "loses to"
+            return f"{best['variant']} {direction} {results.get('control')}: {uplift_text(best)}"
+    return VERDICT_TITLES.get(code, VERDICT_TITLES[None])
+
+
+def variant_order(names: Iterable[str], first: Sequence[str] = ()) -> list[str]:
+    """Every variant name once: the given ones (an experiment's, control first) in their order, then the
+    rest sorted, so a colour stays with its name across charts and filters."""
+    ordered = list(dict.fromkeys(first))
+    return ordered + sorted(set(names) - set(ordered))
+
+
+def variant_colors(names: Sequence[str]) -> dict[str, str]:
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+# Audit log ---------------------------------------------------------------------------------------------
+def _variants_text(variants: Any) -> str:
+    if not isinstance(variants, list):
+        return _value_text(variants)
+    parts = []
+    for v in variants:
+        if not isinstance(v, Mapping):
+            return _value_text(variants)
+        text = f"{v.get('name')} {percent(v.get('weight'), 0)}"
+        if v.get("overrides"):
+            text += " {" + ", ".join(f"{k}={_value_text(x)}" for k, x in sorted(v["overrides"].items())) + "}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
+    return str(value)
+
+
+def field_text(field: str, value: Any) -> str:
+    if field in ("rollout", "coverage") and isinstance(value, int | float) and not isinstance(value, bool):
+        return percent(value, 0)
+    if field == "variants":
+        return _variants_text(value)
+    return _value_text(value)
+
+
+def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
+    old, new = old or {}, new or {}
+    return [f for f in dict.fromkeys([*new, *old]) if old.get(f) != new.get(f)]
+
+
+def audit_rows(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per change: when, who, what, and old → new for each field that changed."""
+    rows = []
+    for entry in entries:
+        old, new = entry.get("old"), entry.get("new")
+        if old is None:
+            change = "created"
+            fields = [f for f in (new or {}) if f not in ("key",)]
+            before = ""
+            after = "; ".join(f"{f}: {field_text(f, new[f])}" for f in fields)
+        else:
+            fields = changed_fields(old, new)
+            change = ", ".join(fields) or "no change"
+            before = "; ".join(f"{f}: {field_text(f, old.get(f))}" for f in fields)
+            after = "; ".join(f"{f}: {field_text(f, (new or {}).get(f))}" for f in fields)
+        rows.append({
+            "When": datetime.fromtimestamp(entry["at"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "Who": entry.get("actor", DASH),
+            "What": f"{entry.get('entity', '')} {entry.get('key', '')}".strip(),
+            "Changed": change,
+            "Old": before,
+            "New": after,
+        })
+    return pd.DataFrame(rows, columns=["When", "Who", "What", "Changed", "Old", "New"])
+
+
+# Flags ---------------------------------------------------------------------------------------------------
+def flag_label(flag: Mapping[str, Any]) -> str:
+    """A flag's label: its description (what it does), else its key in words."""
+    return (flag.get("description") or "").strip() or flag["key"].replace("_", " ").capitalize()
+
+
+def _channel(c: int) -> float:
+    s = c / 255
+    return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG 2.x relative luminance of a #rrggbb colour."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * _channel(r) + 0.7152 * _channel(g) + 0.0722 * _channel(b)
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2.x contrast ratio between two #rrggbb colours, 1 to 21."""
+    a, b = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+# Time ----------------------------------------------------------------------------------------------------
+def days_between(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, (end - start).days)
