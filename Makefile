@@ -4,29 +4,27 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint bench screenshots clean
+.PHONY: run demo test install lint bench screenshots clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "Setting up Landing Lab in $(VENV) (the first time takes a minute or two) ..."
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@echo "  upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "  installing Landing Lab and its dependencies"
+	@$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+	@echo "  done"
 
 install: $(STAMP)
 
+# Starts the four services, prints their URLs once each answers its health check; Ctrl-C stops them.
 run: $(STAMP)
-	@mkdir -p data
-	@test -s data/admin_token || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > data/admin_token
-	@test -s data/ingest_key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > data/ingest_key
-	@test -s data/secret_key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(32))" > data/secret_key
-	@echo "landing         http://127.0.0.1:8080"
-	@echo "dashboard       http://127.0.0.1:8081"
-	@echo "metrics_service http://127.0.0.1:5001"
-	@echo "ab_service      http://127.0.0.1:5002"
-	@echo "admin token     $$(cat data/admin_token)   (in data/admin_token)"
-	@echo "ingest key      in data/ingest_key (the landing service sends it with events and assignments)"
-	ADMIN_TOKEN=$$(cat data/admin_token) INGEST_KEY=$$(cat data/ingest_key) SECRET_KEY=$$(cat data/secret_key) \
-		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
+	@$(BIN)/python scripts/run.py
+
+# Two weeks of sample traffic into the stack `make run` started (run it in another terminal).
+demo: $(STAMP)
+	@$(BIN)/python scripts/demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

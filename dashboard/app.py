@@ -31,13 +31,14 @@ PAGES = {
     ],
 }
 TOKEN_HINT = "The token is in data/admin_token (make run writes it there)."
+LOGO = Path(__file__).with_name("logo.svg")
 
 st.set_page_config(page_title="Landing Lab", page_icon=":material/science:", layout="wide")
+st.logo(str(LOGO), size="large")
 session.restore()
 page = st.navigation(PAGES)
 
 with st.sidebar:
-    st.title("Landing Lab")
     if session.is_admin():
         st.success("Signed in as admin", icon=":material/verified_user:")
         if st.button("Sign out", key="sign_out"):
@@ -45,7 +46,7 @@ with st.sidebar:
             st.rerun()
     else:
         with st.form("sign_in_form", border=False):
-            candidate = st.text_input("Admin token", type="password", key="admin_password", help=TOKEN_HINT)
+            candidate = st.text_input("Admin token", type="password", key="admin_password")
             st.caption(TOKEN_HINT)
             submitted = st.form_submit_button("Sign in", key="sign_in")
         if submitted:

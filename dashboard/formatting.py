@@ -74,14 +74,14 @@ def significance_text(variant: Mapping[str, Any], control: str | None) -> str:
     return "better" if (variant.get("uplift") or 0) > 0 else "worse"
 
 
-RESULT_COLUMNS = ["Variant", "Visitors", "Conversions", "Conversion rate", "95% interval",
-                  "Uplift vs control (95% interval)", "Chance to beat control", "p (always valid)", "Significance"]
+RESULT_COLUMNS = ["Variant", "Visitors", "Conversions", "Conversion rate", "Uplift vs control",
+                  "Chance to beat control", "p (always valid)", "Significance"]
 
 
 def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
-    """The readout as people read it: one row per variant, the control first and marked as such."""
+    """The readout as people read it: one row per variant, the control first and marked as such; rates
+    and uplifts with their intervals (at the level the readout states)."""
     control = results.get("control")
-    level = f"{(1 - results.get('alpha', 0.05)) * 100:g}%"
     rows = []
     for v in results.get("variants", []):
         is_control = v["variant"] == control
@@ -89,16 +89,14 @@ def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
             "Variant": v["variant"] + (" (control)" if is_control else ""),
             "Visitors": int(v["visitors"]),
             "Conversions": int(v["conversions"]),
-            "Conversion rate": percent(v["rate"]),
-            "95% interval": interval_text(v["ci_low"], v["ci_high"]),
-            "Uplift vs control (95% interval)": uplift_text({**v, "is_control": is_control}),
+            "Conversion rate": f"{percent(v['rate'])} ({interval_text(v['ci_low'], v['ci_high'])})"
+            if v["rate"] is not None else DASH,
+            "Uplift vs control": uplift_text({**v, "is_control": is_control}),
             "Chance to beat control": "control" if is_control else percent(v.get("chance_to_beat_control"), 1),
             "p (always valid)": "control" if is_control else p_value_text(v.get("p_value_sequential")),
             "Significance": significance_text(v, control),
         })
-    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return table.rename(columns={"95% interval": f"{level} interval",
-                                 "Uplift vs control (95% interval)": f"Uplift vs control ({level} interval)"})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 def primary_result(results: Mapping[str, Any]) -> str:

@@ -12,9 +12,9 @@ from core.events import DEFAULT_METRIC
 from dashboard.api import Api, BackendError
 from dashboard.formatting import DASH, days_between, primary_result
 from dashboard.session import current_api
+from dashboard.text import plain
 from dashboard.views import fetched, open_results
 
-STATUS_LABELS = {"running": "🟢 running", "draft": "📝 draft", "stopped": "⏹ stopped"}
 COLUMNS = ["Experiment", "Status", "Days running", "Exposed visitors", f"Primary result ({DEFAULT_METRIC})", "SRM",
            "Last activity", "Description"]
 
@@ -40,17 +40,21 @@ def _row(api: Api, experiment: dict[str, Any], now: datetime) -> dict[str, Any]:
     running_until = now if status == "running" else last
     srm = DASH
     if results and results["srm"]["p_value"] is not None:
-        srm = "⚠️ mismatch" if results["srm"]["mismatch"] else "ok"
+        srm = "mismatch" if results["srm"]["mismatch"] else "ok"
     return {
         "Experiment": key,
-        "Status": STATUS_LABELS.get(status, status),
-        "Days running": days_between(first, running_until) if status != "draft" else None,
-        "Exposed visitors": visitors,
+        "Status": status,
+        "Days running": _count(days_between(first, running_until) if status != "draft" else None),
+        "Exposed visitors": _count(visitors),
         f"Primary result ({DEFAULT_METRIC})": primary_result(results) if results else "metrics unavailable",
         "SRM": srm,
         "Last activity": last,
         "Description": experiment.get("description") or "",
     }
+
+
+def _count(value: int | None) -> str:
+    return DASH if value is None else f"{value:,}"
 
 
 def render(api: Api) -> None:
@@ -64,24 +68,22 @@ def render(api: Api) -> None:
     now = datetime.now(UTC)
     frame = pd.DataFrame([_row(api, e, now) for e in experiments], columns=COLUMNS)
     frame = frame.sort_values("Last activity", ascending=False, na_position="last", kind="stable")
+    frame["Last activity"] = frame["Last activity"].map(lambda t: t.strftime("%Y-%m-%d") if pd.notna(t) else DASH)
     running = sum(e["status"] == "running" for e in experiments)
-    mismatched = int((frame["SRM"] == "⚠️ mismatch").sum())
+    mismatched = int((frame["SRM"] == "mismatch").sum())
     counts = st.columns(3)
     counts[0].metric("Experiments", len(experiments))
     counts[1].metric("Running", running)
     counts[2].metric("Sample ratio mismatches", mismatched)
     if mismatched:
-        names = ", ".join(frame.loc[frame["SRM"] == "⚠️ mismatch", "Experiment"])
-        st.error(f"Visitors are not split as configured in: {names}. Find the cause before trusting their results.",
-                 icon=":material/warning:")
+        names = ", ".join(frame.loc[frame["SRM"] == "mismatch", "Experiment"])
+        st.error(f"Visitors are not split as configured in: {plain(names)}. Find the cause before trusting their "
+                 "results.", icon=":material/warning:")
     picked = st.dataframe(
         frame, hide_index=True, width="stretch", key="overview_table", on_select="rerun",
         selection_mode="single-row",
-        column_config={
-            "Days running": st.column_config.NumberColumn(format="%d"),
-            "Exposed visitors": st.column_config.NumberColumn(format="localized"),
-            "Last activity": st.column_config.DateColumn(format="YYYY-MM-DD"),
-        },
+        column_config={"Days running": st.column_config.TextColumn(width="small"),
+                       "SRM": st.column_config.TextColumn(width="small")},
     )
     st.caption("Select a row to open its results. Days running count from the first recorded visit.")
     rows = picked.selection.rows if picked is not None else []

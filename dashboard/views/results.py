@@ -21,7 +21,14 @@ from dashboard.charts import (
     results_frame,
     single_bucket,
 )
-from dashboard.formatting import VERDICT_TITLES, percent, results_table, uplift_text, variant_order
+from dashboard.formatting import (
+    VERDICT_TITLES,
+    interval_text,
+    percent,
+    results_table,
+    signed_percent,
+    variant_order,
+)
 from dashboard.session import current_api
 from dashboard.text import plain
 from dashboard.views import fetched
@@ -66,10 +73,13 @@ def _verdict_card(results: dict[str, Any]) -> None:
         else:
             st.info(sentence, icon=":material/hourglass_top:")
         if best is not None and best.get("uplift") is not None:
+            level = f"{(1 - results.get('alpha', 0.05)) * 100:g}%"
             cols = st.columns(3)
-            cols[0].metric(f"Uplift of {plain(best['variant'])}", uplift_text(best))
+            cols[0].metric(f"Uplift of {plain(best['variant'])}", signed_percent(best["uplift"]))
             cols[1].metric("Chance to beat control", percent(best.get("chance_to_beat_control")))
             cols[2].metric("Visitors", f"{sum(v['visitors'] for v in results['variants']):,}")
+            st.caption(f"{level} interval of the uplift: "
+                       f"{interval_text(best['uplift_ci_low'], best['uplift_ci_high'], signed=True)}")
 
 
 def _styled(table: pd.DataFrame):
@@ -99,7 +109,13 @@ def render(api: Api) -> None:
     if frame.empty or not frame["visitors"].any():
         st.caption("No exposed visitors yet.")
         return
-    st.dataframe(_styled(results_table(results)), hide_index=True, width="stretch")
+    level = f"{(1 - results.get('alpha', 0.05)) * 100:g}%"
+    st.dataframe(_styled(results_table(results)), hide_index=True, width="stretch", column_config={
+        "Visitors": st.column_config.NumberColumn(width="small", format="localized"),
+        "Conversions": st.column_config.NumberColumn(width="small", format="localized"),
+        "Conversion rate": st.column_config.TextColumn(help=f"with its {level} interval"),
+        "Uplift vs control": st.column_config.TextColumn(help=f"relative to the control, with its {level} interval"),
+    })
     st.download_button("Download results (CSV)", frame.to_csv(index=False).encode(), key="results_csv",
                        file_name=f"{experiment}-{metric}-results.csv", mime="text/csv")
     charts = st.columns(2)

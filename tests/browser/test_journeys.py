@@ -70,7 +70,7 @@ def test_preview_journey(stack, page):
 
 def open_dashboard_view(page, stack, view, sign_in=False):
     page.goto(stack.dashboard.url)
-    page.get_by_text("Landing Lab").first.wait_for()
+    page.get_by_role("heading", name="Overview").wait_for()
     if sign_in:
         page.get_by_label("Admin token").fill(ADMIN_TOKEN)
         page.get_by_role("button", name="Sign in").click()

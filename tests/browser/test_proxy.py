@@ -9,7 +9,7 @@ from tests.helpers import require_nginx
 
 pytestmark = pytest.mark.browser
 
-VIEWS = ["Stats", "Experiment results", "Explore", "Feature toggles", "Experiments"]
+VIEWS = ["Overview", "Experiment results", "Stats", "Explore", "Experiments", "Feature toggles", "Audit log"]
 # Chromium reports a CSP violation on the console too; this names the directive whatever the wording.
 REPORT_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation",
@@ -43,7 +43,7 @@ def test_every_dashboard_view_works_under_the_proxys_csp(stack, proxy, page):
     page.add_init_script(REPORT_CSP_VIOLATIONS)
     response = page.goto(proxy.dashboard_url)
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-    page.get_by_text("Landing Lab").first.wait_for()
+    page.get_by_role("heading", name="Overview").wait_for()
     page.get_by_label("Admin token").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Signed in as admin").wait_for()  # the WebSocket carried the sign-in both ways

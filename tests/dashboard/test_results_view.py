@@ -31,9 +31,10 @@ def test_balanced_split_has_no_banner_and_no_early_winner(backends):
     assert [h.value for h in at.subheader] == ["Not enough data yet"]
     table = at.dataframe[0].value
     assert list(table["Variant"]) == ["A (control)", "B"] and list(table["Conversions"]) == [5, 40]
-    assert list(table["Conversion rate"]) == ["5.6%", "44.4%"]
-    assert table["Uplift vs control (95% interval)"][0] == "control"
-    assert re.fullmatch(r"\+700\.0% \([+-]\d+\.\d% to \+\d+\.\d%\)", table["Uplift vs control (95% interval)"][1])
+    assert [rate.split(" ")[0] for rate in table["Conversion rate"]] == ["5.6%", "44.4%"]
+    assert re.fullmatch(r"5\.6% \(\d+\.\d% to \d+\.\d%\)", table["Conversion rate"][0])
+    assert table["Uplift vs control"][0] == "control"
+    assert re.fullmatch(r"\+700\.0% \([+-]\d+\.\d% to \+\d+\.\d%\)", table["Uplift vs control"][1])
     assert len(charts(at)) >= 3  # rate with intervals, forest plot, cumulative/funnel
 
 

@@ -167,9 +167,3 @@ def test_postgres_profile():
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
     assert "pg_data" in COMPOSE["volumes"]
 
-
-def test_procfile_starts_the_four_services_on_their_ports():
-    lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    assert set(lines) == set(SERVICES)
-    for name, port in SERVICES.items():
-        assert str(port) in lines[name]
