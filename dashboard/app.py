@@ -16,25 +16,21 @@ from dashboard import session  # noqa: E402
 from dashboard.api import BackendError  # noqa: E402
 from dashboard.text import plain  # noqa: E402
 
-PAGES = {
-    "Analyse": [
-        st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
-                default=True),
-        st.Page("views/results.py", title="Experiment results", icon=":material/insights:", url_path="results"),
-        st.Page("views/stats.py", title="Stats", icon=":material/bar_chart:", url_path="stats"),
-        st.Page("views/explore.py", title="Explore", icon=":material/timeline:", url_path="explore"),
-    ],
-    "Manage": [
-        st.Page("views/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
-        st.Page("views/flags.py", title="Feature toggles", icon=":material/toggle_on:", url_path="toggles"),
-        st.Page("views/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
-    ],
-}
+# One flat list: Streamlit's sectioned navigation breaks list semantics (axe-core: list, listitem).
+PAGES = [
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/results.py", title="Experiment results", icon=":material/insights:", url_path="results"),
+    st.Page("views/stats.py", title="Stats", icon=":material/bar_chart:", url_path="stats"),
+    st.Page("views/explore.py", title="Explore", icon=":material/timeline:", url_path="explore"),
+    st.Page("views/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
+    st.Page("views/flags.py", title="Feature toggles", icon=":material/toggle_on:", url_path="toggles"),
+    st.Page("views/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
+]
 TOKEN_HINT = "The token is in data/admin_token (make run writes it there)."
-LOGO = Path(__file__).with_name("logo.svg")
+LOGO, ICON = Path(__file__).with_name("logo.svg"), Path(__file__).with_name("icon.svg")  # served by the dashboard
 
-st.set_page_config(page_title="Landing Lab", page_icon=":material/science:", layout="wide")
-st.logo(str(LOGO), size="large")
+st.set_page_config(page_title="Landing Lab", page_icon=str(ICON), layout="wide")
+st.logo(str(LOGO), size="large", icon_image=str(ICON))
 session.restore()
 page = st.navigation(PAGES)
 

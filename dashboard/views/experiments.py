@@ -153,7 +153,8 @@ def _targeting_inputs(prefix: str, experiment: dict[str, Any] | None, editable: 
 
 
 def _create(api: Api, flags: list[dict[str, Any]] | None, content: bool) -> None:
-    with st.expander("New experiment", expanded=bool(st.session_state.get(ERRORS_KEY, {}).get("new"))):
+    expanded = bool(st.session_state.get(ERRORS_KEY, {}).get("new"))
+    with st.container(key="new_experiment"), st.expander("New experiment", expanded=expanded):
         key = st.text_input("Key", key="new_key", placeholder="hero_test").strip()
         if key and key_problem(key):
             st.error(key_problem(key))
@@ -302,7 +303,7 @@ def render(api: Api, admin: bool) -> None:
         if st.session_state.get("edit_choice") not in keys:
             st.session_state["edit_choice"] = keys[0]
         chosen = st.selectbox("Edit experiment", keys, key="edit_choice")
-        with st.container(border=True):
+        with st.container(border=True, key="edit_experiment"):
             _edit(api, next(e for e in experiments if e["key"] == chosen), flags, content)
 
 

@@ -41,7 +41,8 @@ def page(browser):
     page = context.new_page()
     page.set_default_timeout(30_000)
     problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("console", lambda msg: problems.append(f"{msg.text} ({msg.location.get('url', '')})")
+            if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.console_problems = problems
     yield page

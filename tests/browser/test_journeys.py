@@ -7,6 +7,7 @@ import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from dashboard.text import plain
 from harness.processes import ADMIN_TOKEN, SECRET_KEY, wait_for
 from landing.sticky import COOKIE, StickyCookie
 from tests.helpers import LANDING_HEADLINES, LANDING_LAYOUTS, screenshot
@@ -81,11 +82,12 @@ def open_dashboard_view(page, stack, view, sign_in=False):
 
 def test_admin_journey(stack, page):
     open_dashboard_view(page, stack, "Feature toggles", sign_in=True)
-    testimonials = page.get_by_role("switch", name="Show testimonials")
+    testimonials = page.get_by_role("switch", name="Show the testimonials section")
     assert testimonials.is_checked()
-    page.get_by_text("Show testimonials", exact=True).click()
+    page.get_by_text("Show the testimonials section", exact=True).click()
     assert not testimonials.is_checked()
-    cta = page.get_by_role("textbox", name="Cta text")
+    # Labels from user text go through plain(), whose Markdown escapes show in the accessible name too.
+    cta = page.get_by_role("textbox", name=plain("Text of the call-to-action button"))
     cta.fill("Start your free trial")
     cta.press("Tab")
     page.get_by_role("button", name="Save toggles").click()
