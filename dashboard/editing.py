@@ -55,6 +55,11 @@ def names_problem(names: Sequence[str]) -> str | None:
     return None
 
 
+def variants_problem(variants: Sequence[Mapping[str, Any]]) -> str | None:
+    """The first problem of a variant list's weights or names."""
+    return weights_problem([v["weight"] for v in variants]) or names_problem([v["name"] for v in variants])
+
+
 def parse_condition(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """(condition, None) for a JSON object (None when the text is blank), or (None, the problem)."""
     if not text.strip():

@@ -204,6 +204,16 @@ def console_problems(page) -> list[str]:
     return [p for p in page.console_problems if not BASE_PATH_PROBE.search(p)]
 
 
+def dashboard_sign_in(page, dashboard_url: str, token: str | None = None) -> None:
+    """Sign in to the dashboard in the browser with the stack's admin token."""
+    from harness.processes import ADMIN_TOKEN
+
+    page.goto(dashboard_url)
+    page.get_by_label("Admin token").fill(token or ADMIN_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as admin").wait_for()
+
+
 def require_nginx() -> None:
     """The proxy tests need Debian's nginx: they skip without it locally; in CI (CI=true) that is a failure."""
     from harness.proxy import nginx_path

@@ -11,23 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from core.experiments import MAX_VARIANTS, MIN_VARIANTS
+from dashboard import editing
 from dashboard.api import Api, BackendError
-from dashboard.editing import (
-    EXAMPLE_CONDITION,
-    condition_text,
-    describe_changes,
-    equal_shares,
-    key_problem,
-    names_problem,
-    namespace_problem,
-    overrides_of,
-    parse_condition,
-    preview_url,
-    start_consequence,
-    supports_content,
-    variants_text,
-    weights_problem,
-)
 from dashboard.formatting import field_text, flag_label, percent
 from dashboard.session import current_api, is_admin, settings
 from dashboard.text import plain
@@ -59,7 +44,7 @@ def _write(prefix: str, failed: str, call, *args: Any) -> bool:
 def _equal_weights(prefix: str) -> None:
     """on_change of a variant count: every variant gets an equal share again."""
     count = int(st.session_state[f"{prefix}_count"])
-    for i, share in enumerate(equal_shares(count)):
+    for i, share in enumerate(editing.equal_shares(count)):
         st.session_state[f"{prefix}_weight_{i}"] = share
 
 
@@ -75,11 +60,11 @@ def _variant_inputs(prefix: str, variants: list[dict[str, Any]], names_fixed: bo
         weight = weight_col.number_input(f"Weight {i + 1}", min_value=0.0, max_value=1.0, step=0.05,
                                          key=f"{prefix}_weight_{i}", format="%.3f")
         edited.append({"name": name.strip(), "weight": round(weight, 6)})
-    problem = weights_problem([v["weight"] for v in edited]) or names_problem([v["name"] for v in edited])
+    problem = editing.variants_problem(edited)
     if problem:
         st.error(problem)
     else:
-        st.caption("✓ Weights sum to 1: " + plain(variants_text(edited)))
+        st.caption("✓ Weights sum to 1: " + plain(editing.variants_text(edited)))
     _field_error(prefix, "variants")
     return edited
 
@@ -108,7 +93,7 @@ def _content_inputs(prefix: str, variants: list[dict[str, Any]], flags: list[dic
                 values[key] = flag_widget(flag, f"{prefix}_ov_{i}_{key}", plain(flag_label(flag)),
                                           value=saved.get(key, flag["value"]),
                                           help_text=plain(f"Flag {key}; its own value is {own}"))
-        result.append({**variant, "overrides": overrides_of(values, by_key)})
+        result.append({**variant, "overrides": editing.overrides_of(values, by_key)})
     _field_error(prefix, "overrides")
     return result
 
@@ -132,17 +117,17 @@ def _targeting_inputs(prefix: str, experiment: dict[str, Any] | None, editable: 
         low, high = right.slider("Share of the namespace (%)", 0, 100, key=f"{prefix}_ns_range",
                                  disabled=not editable)
         chosen_namespace = {"name": name.strip(), "start": low / 100, "end": high / 100}
-        message = namespace_problem(name.strip(), low / 100, high / 100)
+        message = editing.namespace_problem(name.strip(), low / 100, high / 100)
         if message:
             st.error(message)
             problem = True
     _field_error(prefix, "namespace")
-    st.session_state.setdefault(f"{prefix}_condition", condition_text(condition))
+    st.session_state.setdefault(f"{prefix}_condition", editing.condition_text(condition))
     text = st.text_area("Condition (GrowthBook syntax, JSON)", key=f"{prefix}_condition", disabled=not editable,
-                        placeholder=EXAMPLE_CONDITION, height=110,
+                        placeholder=editing.EXAMPLE_CONDITION, height=110,
                         help="Only visitors whose attributes match take part: id, device, browser, utm_source, "
                              "utm_medium, utm_campaign, referrer_host, path, returning. Empty: everyone.")
-    parsed, message = parse_condition(text)
+    parsed, message = editing.parse_condition(text)
     if message:
         st.error(message)
         problem = True
@@ -156,14 +141,14 @@ def _create(api: Api, flags: list[dict[str, Any]] | None, content: bool) -> None
     expanded = bool(st.session_state.get(ERRORS_KEY, {}).get("new"))
     with st.container(key="new_experiment"), st.expander("New experiment", expanded=expanded):
         key = st.text_input("Key", key="new_key", placeholder="hero_test").strip()
-        if key and key_problem(key):
-            st.error(key_problem(key))
+        if key and editing.key_problem(key):
+            st.error(editing.key_problem(key))
         _field_error("new", "key")
         description = st.text_input("Description", key="new_description")
         st.session_state.setdefault("new_count", MIN_VARIANTS)
         count = int(st.number_input("Number of variants", min_value=MIN_VARIANTS, max_value=MAX_VARIANTS,
                                     key="new_count", on_change=_equal_weights, args=("new",)))
-        defaults = [{"name": chr(ord("A") + i), "weight": w} for i, w in enumerate(equal_shares(count))]
+        defaults = [{"name": chr(ord("A") + i), "weight": w} for i, w in enumerate(editing.equal_shares(count))]
         variants = _variant_inputs("new", defaults, names_fixed=False)
         coverage = st.slider("Coverage (% of eligible visitors)", 0, 100, 100, key="new_coverage") / 100
         body: dict[str, Any] = {"key": key, "description": description, "coverage": coverage, "status": "draft"}
@@ -175,8 +160,7 @@ def _create(api: Api, flags: list[dict[str, Any]] | None, content: bool) -> None
             targeting = _targeting_inputs("new", None, editable=True)
             body.update({k: v for k, v in (targeting or {}).items() if v is not None})
         body["variants"] = variants
-        invalid = bool(weights_problem([v["weight"] for v in variants]) or key_problem(key)
-                       or names_problem([v["name"] for v in variants]) or targeting is None)
+        invalid = bool(editing.variants_problem(variants) or editing.key_problem(key) or targeting is None)
         if st.button("Create as draft", key="new_create", disabled=invalid, type="primary"):
             if _write("new", "Not created", api.create_experiment, body):
                 flash(f"Created experiment {key!r} (draft).")
@@ -202,7 +186,7 @@ def _status_controls(api: Api, experiment: dict[str, Any]) -> None:
     target = {"draft": "running", "stopped": "running", "running": "stopped"}[status]
     label = "Start" if target == "running" else "Stop"
     if st.session_state.get("pending_status") == (key, target):
-        consequence = (start_consequence(experiment) if target == "running" else
+        consequence = (editing.start_consequence(experiment) if target == "running" else
                        f"Everyone will see the control ({experiment['variants'][0]['name']}); assignments are kept.")
         answer = _confirm("status", f"{label} experiment {key!r}? It goes from {status} to {target}. {consequence}",
                           f"Yes, {label.lower()} it")
@@ -222,7 +206,7 @@ def _previews(experiment: dict[str, Any]) -> None:
     columns = st.columns(min(len(experiment["variants"]), 5))
     for i, variant in enumerate(experiment["variants"]):
         columns[i % len(columns)].link_button(plain(f"Preview {variant['name']}"),
-                                              preview_url(landing, experiment["key"], variant["name"]),
+                                              editing.preview_url(landing, experiment["key"], variant["name"]),
                                               icon=":material/open_in_new:")
 
 
@@ -254,11 +238,10 @@ def _edit(api: Api, experiment: dict[str, Any], flags: list[dict[str, Any]] | No
             changes.update(targeting)
         _previews(experiment)
     changes.update({"variants": variants, "coverage": coverage})
-    invalid = bool(weights_problem([v["weight"] for v in variants]) or names_problem([v["name"] for v in variants])
-                   or targeting is None)
+    invalid = bool(editing.variants_problem(variants) or targeting is None)
     if not content:
         changes["variants"] = [{"name": v["name"], "weight": v["weight"]} for v in variants]
-    described = describe_changes(experiment, changes)
+    described = editing.describe_changes(experiment, changes)
 
     if st.session_state.get("pending_save") == key:
         answer = _confirm("save", f"Save changes to {key!r}? " + "; ".join(described) + ".", "Yes, save")
@@ -278,7 +261,7 @@ def _edit(api: Api, experiment: dict[str, Any], flags: list[dict[str, Any]] | No
 def _table(experiments: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(
         [{"Experiment": e["key"], "Status": e["status"], "Coverage": percent(e["coverage"], 0),
-          "Variants": variants_text(e["variants"]),
+          "Variants": editing.variants_text(e["variants"]),
           "Changes": ", ".join(sorted({k for v in e["variants"] for k in (v.get("overrides") or {})})),
           "Description": e["description"]} for e in experiments],
         columns=["Experiment", "Status", "Coverage", "Variants", "Changes", "Description"],
@@ -295,7 +278,7 @@ def render(api: Api, admin: bool) -> None:
     if not admin:
         st.info("Sign in with the admin token (sidebar) to create, edit, start or stop experiments.")
         return
-    content = supports_content(experiments)
+    content = editing.supports_content(experiments)
     flags = fetched("Flags are unavailable", api.flags) if content else None
     _create(api, flags, content)
     if experiments:

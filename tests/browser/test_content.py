@@ -11,20 +11,13 @@ import requests
 
 from dashboard.text import plain
 from harness.processes import ADMIN_TOKEN, wait_for
-from tests.helpers import console_problems, screenshot
+from tests.helpers import console_problems, dashboard_sign_in, screenshot
 
 pytestmark = pytest.mark.browser
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # What each variant shows: (call to action, layout); A keeps the flags' own values.
 CONTENT = {"A": ("Get started", "centered"), "B": ("Start free", "split"), "C": ("Try it now", "split")}
 VISITORS = 24
-
-
-def sign_in(page, stack) -> None:
-    page.goto(stack.dashboard.url)
-    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as admin").wait_for()
 
 
 def pick(scope, page, label: str, option: str) -> None:
@@ -42,7 +35,7 @@ def shown(page) -> tuple[str, str]:
 
 
 def define_in_the_dashboard(page, stack) -> None:
-    sign_in(page, stack)
+    dashboard_sign_in(page, stack.dashboard.url)
     page.goto(stack.dashboard.url + "/experiments")
     page.get_by_role("heading", name="Experiments", exact=True).wait_for()
     new = page.locator(".st-key-new_experiment")

@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 
 from harness.processes import ADMIN_TOKEN, INGEST_KEY, wait_for
 from scripts import demo
-from tests.helpers import console_problems, screenshot
+from tests.helpers import console_problems, dashboard_sign_in, screenshot
 
 pytestmark = pytest.mark.browser
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -25,13 +25,6 @@ SERIOUS = ("serious", "critical")
 def traffic(stack):
     demo.run(stack.ab.url, stack.metrics.url, ADMIN_TOKEN, INGEST_KEY)
     return stack
-
-
-def sign_in(page, stack) -> None:
-    page.goto(stack.dashboard.url)
-    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as admin").wait_for()
 
 
 def open_page(page, stack, path: str, heading: str) -> None:
@@ -111,7 +104,7 @@ def test_a_reload_keeps_the_admin_signed_in_without_the_token_in_the_browser(tra
     stack = traffic
     page.goto(stack.dashboard.url)
     page.get_by_text("The token is in data/admin_token").wait_for()
-    sign_in(page, stack)
+    dashboard_sign_in(page, stack.dashboard.url)
     open_page(page, stack, "/toggles", "Feature toggles")
     page.reload()
     page.get_by_text("Signed in as admin").wait_for()
@@ -141,7 +134,7 @@ def test_a_reload_keeps_the_admin_signed_in_without_the_token_in_the_browser(tra
 
 def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     stack = traffic
-    sign_in(page, stack)
+    dashboard_sign_in(page, stack.dashboard.url)
     open_page(page, stack, "/experiments", "Experiments")
     new = page.locator(".st-key-new_experiment")
     new.get_by_text("New experiment").click()
@@ -197,7 +190,7 @@ def test_the_audit_log_shows_each_change_as_old_and_new(traffic, page):
                    timeout=5).raise_for_status()
     requests.post(f"{stack.ab.url}/config", json={"promo_discount_percent": 35}, headers=ADMIN,
                   timeout=5).raise_for_status()
-    sign_in(page, stack)
+    dashboard_sign_in(page, stack.dashboard.url)
     open_page(page, stack, "/audit", "Audit log")
     header, newest, before, *_ = grid(page)
     assert header[:2] == ["When", "Who"] and header[2:] == ["What", "Changed", "Old", "New"]
@@ -208,7 +201,7 @@ def test_the_audit_log_shows_each_change_as_old_and_new(traffic, page):
 
 def test_toggles_say_what_they_do_and_warn_when_the_accent_fails_contrast(traffic, page):
     stack = traffic
-    sign_in(page, stack)
+    dashboard_sign_in(page, stack.dashboard.url)
     open_page(page, stack, "/toggles", "Feature toggles")
     page.get_by_role("switch", name="Show the testimonials section").wait_for()
     assert page.get_by_role("spinbutton", name="Discount shown in the launch offer").input_value() in ("20", "35")
@@ -238,7 +231,7 @@ def test_no_serious_accessibility_violation_on_any_page(traffic, page):
     for path, heading in PAGES:
         open_page(page, stack, path, heading)
         found[f"reader {path or '/'}"] = serious_violations(page)
-    sign_in(page, stack)
+    dashboard_sign_in(page, stack.dashboard.url)
     for path, heading in PAGES:
         open_page(page, stack, path, heading)
         found[f"admin {path or '/'}"] = serious_violations(page)
