@@ -18,16 +18,16 @@ from harness.processes import ADMIN_TOKEN, INGEST_KEY, start_stack  # noqa: E402
 from scripts import demo  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
-# (file name, dashboard path, signed in, text to wait for)
+# (file name, dashboard address, text to wait for); photographed signed in
 DASHBOARD_PAGES = [
-    ("dashboard-overview", "/overview", False, "Sample ratio mismatches"),
-    ("dashboard-results", "/results?experiment=landing", False, "Winner"),
-    ("dashboard-results-srm", "/results?experiment=promo_banner", False, "Sample ratio mismatch"),
-    ("dashboard-stats", "/stats", False, "Variant × event type"),
-    ("dashboard-explore", "/explore", False, "Events over time"),
-    ("dashboard-experiments", "/experiments", True, "What each variant shows"),
-    ("dashboard-toggles", "/toggles", True, "Latest changes to toggles"),
-    ("dashboard-audit", "/audit", True, "changes, newest first"),
+    ("dashboard-overview", "/", "Sample ratio mismatches"),
+    ("dashboard-results", "/results?experiment=landing", "Winner"),
+    ("dashboard-results-srm", "/results?experiment=promo_banner", "Visitors are not split"),
+    ("dashboard-stats", "/stats", "Variant × event type"),
+    ("dashboard-explore", "/explore", "Events over time"),
+    ("dashboard-experiments", "/experiments?experiment=cta_copy", "cta_copy · running"),
+    ("dashboard-toggles", "/toggles", "Latest changes to toggles"),
+    ("dashboard-audit", "/audit", "changes, newest first"),
 ]
 
 
@@ -57,7 +57,7 @@ def main() -> None:
             page.get_by_label("Admin token").fill(ADMIN_TOKEN)
             page.get_by_role("button", name="Sign in").click()
             page.get_by_text("Signed in as admin").wait_for()
-            for name, address, _admin, marker in DASHBOARD_PAGES:
+            for name, address, marker in DASHBOARD_PAGES:
                 page.goto(stack.dashboard.url + address)
                 page.get_by_text(marker).first.wait_for()
                 page.wait_for_load_state("networkidle")

@@ -283,9 +283,11 @@ def render(api: Api, admin: bool) -> None:
     _create(api, flags, content)
     if experiments:
         keys = [e["key"] for e in experiments]
+        asked = st.query_params.get("experiment")
         if st.session_state.get("edit_choice") not in keys:
-            st.session_state["edit_choice"] = keys[0]
+            st.session_state["edit_choice"] = asked if asked in keys else keys[0]
         chosen = st.selectbox("Edit experiment", keys, key="edit_choice")
+        st.query_params["experiment"] = chosen  # the address names the experiment being edited
         with st.container(border=True, key="edit_experiment"):
             _edit(api, next(e for e in experiments if e["key"] == chosen), flags, content)
 
