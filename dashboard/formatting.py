@@ -190,9 +190,22 @@ def audit_rows(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 # Flags ---------------------------------------------------------------------------------------------------
+MAX_LABEL = 80
+
+
 def flag_label(flag: Mapping[str, Any]) -> str:
-    """A flag's label: its description (what it does), else its key in words."""
-    return (flag.get("description") or "").strip() or flag["key"].replace("_", " ").capitalize()
+    """A flag's label: the first line of its description (what it does; at most MAX_LABEL characters),
+    else its key in words."""
+    first = next((line.strip() for line in (flag.get("description") or "").splitlines() if line.strip()), "")
+    if len(first) > MAX_LABEL:
+        first = first[:MAX_LABEL - 1].rstrip() + "…"
+    return first or flag["key"].replace("_", " ").capitalize()
+
+
+def flag_help(flag: Mapping[str, Any]) -> str:
+    """A flag's help: its whole description, then its key and type."""
+    description = (flag.get("description") or "").strip("\n")
+    return (description + "\n\n" if description.strip() else "") + f"Flag {flag['key']} ({flag['type']})"
 
 
 def _channel(c: int) -> float:

@@ -8,17 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.api import Api
-from dashboard.formatting import audit_rows, field_text, flag_label
+from dashboard.formatting import audit_rows, field_text, flag_help, flag_label
 from dashboard.session import current_api, is_admin
 from dashboard.text import plain
 from dashboard.views import fetched, flash, show_flash, written
 from dashboard.widgets import contrast_warning, flag_widget
 
 RECENT_CHANGES = 10
-
-
-def _help(flag: dict[str, Any]) -> str:
-    return plain(f"Flag {flag['key']} ({flag['type']}). {flag.get('description') or ''}".strip())
 
 
 def _same(kind: str, old: Any, new: Any) -> bool:
@@ -55,7 +51,7 @@ def render(api: Api, admin: bool) -> None:
         with st.container(border=True):
             value_col, rollout_col = st.columns([3, 2])
             with value_col:
-                value = flag_widget(flag, flag["key"], plain(flag_label(flag)), help_text=_help(flag))
+                value = flag_widget(flag, flag["key"], plain(flag_label(flag)), help_text=plain(flag_help(flag)))
                 if flag["type"] == "color":
                     contrast_warning(value)
             with rollout_col:

@@ -163,11 +163,13 @@ def test_a_flag_description_opens_as_plain_text(stack, page, tracker):
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     open_dashboard_view(page, stack, "Feature toggles", sign_in=True)
-    page.get_by_role("heading", name="Audit log").wait_for()  # the whole view is drawn: nothing moves now
-    target = page.get_by_test_id("stTextInput").filter(has_text="Promo note").get_by_test_id("stTooltipHoverTarget")
+    page.get_by_role("heading", name="Latest changes to toggles").wait_for()  # the whole view is drawn
+    target = page.get_by_test_id("stTextInput").filter(has_text="Hello").get_by_test_id("stTooltipHoverTarget")
     tooltip = page.get_by_test_id("stTooltipContent").filter(has_text="Hello")
     wait_for(lambda: hover_shows(page, target, tooltip), timeout=30, interval=0)
-    assert tooltip.inner_text().strip() == description
+    # The description as written, then the flag's key and type.
+    assert tooltip.inner_text().strip().splitlines()[0] == description
+    assert tooltip.inner_text().strip().endswith("Flag promo_note (string)")
     assert tooltip.locator("img").count() == 0 and tooltip.locator("strong").count() == 0
     page.wait_for_timeout(1000)  # time for an image to be asked for, were there one
     assert asked == [] and not [r for r in requested if r.startswith(url)]
