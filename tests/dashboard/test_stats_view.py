@@ -54,5 +54,14 @@ def test_cleared_experiment_counts_each_visitor_once(backends):
     at.text_input(key="stats_experiment").set_value("").run()
     assert {m.label: m.value for m in at.metric} == {"Events": "19", "Unique visitors": "11"}
     matrix = at.dataframe[0].value
-    views = matrix[matrix["event_type"] == "page_view"].set_index("variant")["visitors"].to_dict()
+    views = matrix[matrix["Event type"] == "page_view"].set_index("Variant")["Unique visitors"].to_dict()
     assert views == {"A": 7, "B": 8}  # a0-a5 and h0 in A; b0-b3 and a0-a3 in B
+
+
+def test_auto_refresh_keeps_the_view(backends):
+    _, metrics = backends
+    seed(metrics)
+    at = open_view("Stats")
+    at.sidebar.toggle(key="auto_refresh").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {m.label: m.value for m in at.metric} == {"Events": "14", "Unique visitors": "10"}
