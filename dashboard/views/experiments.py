@@ -29,16 +29,25 @@ def _field_error(prefix: str, *fields: str) -> None:
             st.error(plain(f"{field}: {message}"))
 
 
-def _write(prefix: str, failed: str, call, *args: Any) -> bool:
-    """Run a write; on refusal keep the field errors for the rerun and say why."""
+def _write(prefix: str, failed: str, call, *args: Any) -> str | None:
+    """Run a write: None when it went through, else "<failed>: <why>", with ab_service's field errors kept
+    for the fields of the form named prefix."""
     try:
         call(*args)
     except BackendError as exc:
         st.session_state.setdefault(ERRORS_KEY, {})[prefix] = {e["field"]: e["message"] for e in exc.errors}
-        st.error(f"{failed}: {plain(exc)}")
-        return False
+        return f"{failed}: {exc}"
     st.session_state.get(ERRORS_KEY, {}).pop(prefix, None)
-    return True
+    return None
+
+
+def _settle(refusal: str | None, success: str) -> None:
+    """After a confirmed write: say how it went on the page the rerun draws."""
+    if refusal is None:
+        flash(success)
+    else:
+        flash(refusal, "error")
+    st.rerun()
 
 
 def _equal_weights(prefix: str) -> None:
@@ -162,12 +171,12 @@ def _create(api: Api, flags: list[dict[str, Any]] | None, content: bool) -> None
         body["variants"] = variants
         invalid = bool(editing.variants_problem(variants) or editing.key_problem(key) or targeting is None)
         if st.button("Create as draft", key="new_create", disabled=invalid, type="primary"):
-            if _write("new", "Not created", api.create_experiment, body):
-                flash(f"Created experiment {key!r} (draft).")
+            refusal = _write("new", "Not created", api.create_experiment, body)
+            if refusal is None:
                 st.session_state["edit_choice"] = key
                 for name in [k for k in st.session_state if str(k).startswith("new_")]:
                     del st.session_state[name]
-                st.rerun()
+            _settle(refusal, f"Created experiment {key!r} (draft).")  # refused: the rerun shows why, by the field
 
 
 def _confirm(prompt_key: str, question: str, yes: str) -> bool | None:
@@ -192,9 +201,10 @@ def _status_controls(api: Api, experiment: dict[str, Any]) -> None:
                           f"Yes, {label.lower()} it")
         if answer is not None:
             st.session_state.pop("pending_status", None)
-            if answer and _write(f"edit_{key}", "Not changed", api.update_experiment, key, {"status": target}):
-                flash(f"Experiment {key!r} is now {target}.")
-            st.rerun()
+            if not answer:
+                st.rerun()
+            _settle(_write(f"edit_{key}", "Not changed", api.update_experiment, key, {"status": target}),
+                    f"Experiment {key!r} is now {target}.")
     elif st.button(f"{label} experiment", key="ask_status"):
         st.session_state["pending_status"] = (key, target)
         st.rerun()
@@ -247,9 +257,10 @@ def _edit(api: Api, experiment: dict[str, Any], flags: list[dict[str, Any]] | No
         answer = _confirm("save", f"Save changes to {key!r}? " + "; ".join(described) + ".", "Yes, save")
         if answer is not None:
             st.session_state.pop("pending_save", None)
-            if answer and _write(prefix, "Not saved", api.update_experiment, key, changes):
-                flash(f"Saved {key!r}: " + "; ".join(described) + ".")
-            st.rerun()
+            if not answer:
+                st.rerun()
+            _settle(_write(prefix, "Not saved", api.update_experiment, key, changes),
+                    f"Saved {key!r}: " + "; ".join(described) + ".")
     elif st.button("Save changes", key=f"{prefix}_save", disabled=invalid or not described):
         st.session_state["pending_save"] = key
         st.rerun()
