@@ -14,6 +14,7 @@ COPY ab_service/ ab_service/
 COPY metrics_service/ metrics_service/
 COPY landing/ landing/
 COPY dashboard/ dashboard/
+COPY .streamlit/ .streamlit/
 RUN pip install --no-cache-dir .[redis]
 
 RUN groupadd --system --gid 10001 app \

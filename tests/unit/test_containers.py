@@ -97,6 +97,12 @@ def test_gunicorn_settings_come_from_the_shipped_config_file(cmd):
     assert DOCKERFILE.count("WORKDIR /app") == 1
 
 
+def test_the_image_carries_the_dashboards_streamlit_settings():
+    """The theme (its colours pass WCAG AA) and XSRF protection live in .streamlit/config.toml."""
+    assert re.search(r"^COPY \.streamlit/ \.streamlit/$", DOCKERFILE, re.MULTILINE)
+    assert "[theme]" in (ROOT / ".streamlit" / "config.toml").read_text()
+
+
 def test_dashboard_runs_streamlit_on_8081():
     cmd = command("dashboard")
     assert cmd[:3] == ["streamlit", "run", "dashboard/server.py"]
