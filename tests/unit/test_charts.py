@@ -3,6 +3,7 @@ import pandas as pd
 from dashboard.charts import (
     conversion_chart,
     conversion_frame,
+    cumulative_chart,
     cumulative_frame,
     events_chart,
     explore_chart,
@@ -12,6 +13,7 @@ from dashboard.charts import (
     rate_interval_chart,
     results_frame,
 )
+from dashboard.formatting import PALETTE
 
 STATS = {
     "matrix": [{"variant": "A", "event_type": "page_view", "events": 6, "visitors": 4},
@@ -95,3 +97,23 @@ def test_explore_chart_has_legend_selection_and_tooltips():
     assert spec["encoding"]["y"]["field"] == "visitors"
     assert any(p.get("bind") == "legend" for p in spec["params"])
     assert "condition" in spec["encoding"]["opacity"]
+
+
+def test_one_time_bucket_draws_bars_not_a_dot_per_variant():
+    one = pd.DataFrame({"bucket": pd.to_datetime(["2026-01-01T00:00:00Z"] * 2), "variant": ["A", "B"],
+                        "events": [3, 4], "visitors": [2, 3], "conversions": [1, 1], "rate": [0.5, 0.33]})
+    assert cumulative_chart(one).to_dict()["mark"]["type"] == "bar"
+    assert explore_chart(one).to_dict()["mark"]["type"] == "bar"
+    two = pd.concat([one, one.assign(bucket=pd.to_datetime(["2026-01-01T01:00:00Z"] * 2))])
+    assert cumulative_chart(two).to_dict()["mark"]["type"] == "line"
+    assert explore_chart(two).to_dict()["mark"]["type"] == "line"
+
+
+def test_a_variant_has_the_same_colour_in_every_chart_whatever_the_filter():
+    spec = explore_chart(pd.DataFrame({"bucket": pd.to_datetime(["2026-01-01T00:00:00Z"]), "variant": ["C"],
+                                       "events": [3], "visitors": [2]}), variants=["A", "B", "C"]).to_dict()
+    scale = spec["encoding"]["color"]["scale"]
+    assert scale["domain"] == ["A", "B", "C"] and scale["range"][2] == PALETTE[2]
+    forest = forest_chart(results_frame(RESULTS), ["A", "B"]).to_dict()
+    assert forest["layer"][1]["encoding"]["color"]["scale"]["range"][:2] == list(PALETTE[:2])
+    assert forest["layer"][0]["encoding"]["x"]["scale"]["zero"] is True  # 0% always on the axis
