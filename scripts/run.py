@@ -2,7 +2,8 @@
 
 - One stack per folder: a second start finds the first by its lock file (data/run.lock, an flock held
   while the stack runs, so a crashed run never blocks the next) and says where it is.
-- Secrets are made once and kept in the data folder: data/admin_token, data/ingest_key.
+- Secrets are made once and kept in the data folder: data/admin_token, data/ingest_key and
+  data/secret_key (what the landing page signs its assignment cookie with).
 - Each service's output goes to data/logs/<service>.log; the terminal shows only what a person needs:
   the URLs once every service answers its health check, and a short line when it stops.
 - Ports: AB_SERVICE_PORT, METRICS_SERVICE_PORT, LANDING_PORT, DASHBOARD_PORT (defaults 5002, 5001,
@@ -63,7 +64,7 @@ def secret(data_dir: Path, name: str) -> str:
     if not path.exists() or not path.read_text().strip():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(24) + "\n")
+            out.write(secrets.token_urlsafe(32) + "\n")
     return path.read_text().strip()
 
 
@@ -135,6 +136,7 @@ def main() -> int:
     by_name = {s.name: s for s in stack}
     env = {**environ, "DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
            "ADMIN_TOKEN": secret(data_dir, "admin_token"), "INGEST_KEY": secret(data_dir, "ingest_key"),
+           "SECRET_KEY": secret(data_dir, "secret_key"),
            "AB_SERVICE_URL": by_name["ab_service"].url, "METRICS_SERVICE_URL": by_name["metrics_service"].url,
            "LANDING_URL": by_name["landing"].url}
     lock.write(f"pid {os.getpid()}, dashboard {by_name['dashboard'].url}\n")

@@ -43,7 +43,8 @@ def answers(url: str) -> bool:
 def environment(tmp_path):
     ports = {name: free_port() for name in ("AB_SERVICE_PORT", "METRICS_SERVICE_PORT", "LANDING_PORT",
                                             "DASHBOARD_PORT")}
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT", "ADMIN_TOKEN", "INGEST_KEY")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "PORT", "ADMIN_TOKEN", "INGEST_KEY", "SECRET_KEY")}
     return {**env, "DATA_DIR": str(tmp_path / "data"), **{k: str(v) for k, v in ports.items()}}
 
 
@@ -59,8 +60,9 @@ def test_start_second_start_and_ctrl_c(environment, tmp_path):
         for variable, path in (("AB_SERVICE_PORT", "/health"), ("METRICS_SERVICE_PORT", "/health"),
                                ("LANDING_PORT", "/health"), ("DASHBOARD_PORT", "/_stcore/health")):
             assert answers(f"http://127.0.0.1:{environment[variable]}{path}"), variable
-        token = (tmp_path / "data" / "admin_token").read_text().strip()
-        assert token and oct((tmp_path / "data" / "admin_token").stat().st_mode & 0o777) == "0o600"
+        for name in ("admin_token", "ingest_key", "secret_key"):  # made once, readable by their owner only
+            assert (tmp_path / "data" / name).read_text().strip()
+            assert oct((tmp_path / "data" / name).stat().st_mode & 0o777) == "0o600"
 
         second = subprocess.run(RUN, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=30)
         assert second.returncode == 0
