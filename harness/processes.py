@@ -227,17 +227,18 @@ def dashboard_service(data_dir: Path, env: dict[str, str], port: int | None = No
 def start_stack(data_dir: Path, with_dashboard: bool = True, **extra_env: str) -> Stack:
     """All four services on SQLite files under data_dir, each on its own free port."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    ab_port, metrics_port = free_port(), free_port()
+    ab_port, metrics_port, landing_port = free_port(), free_port(), free_port()
     env = base_env(
         data_dir,
         AB_SERVICE_URL=f"http://127.0.0.1:{ab_port}",
         METRICS_SERVICE_URL=f"http://127.0.0.1:{metrics_port}",
+        LANDING_URL=f"http://127.0.0.1:{landing_port}",  # the dashboard's preview links
         **extra_env,
     )
     stack = Stack(
         ab=flask_service("ab_service", data_dir, env, ab_port),
         metrics=flask_service("metrics_service", data_dir, env, metrics_port),
-        landing=flask_service("landing", data_dir, env),
+        landing=flask_service("landing", data_dir, env, landing_port),
         data_dir=data_dir,
     )
     if with_dashboard:

@@ -21,10 +21,13 @@ VISITORS = 24
 
 
 def pick(scope, page, label: str, option: str) -> None:
-    """Choose an option of a Streamlit selectbox or multiselect (found by its label within scope); the
-    options open in a popover at the page's level."""
-    scope.get_by_label(label).first.click()
+    """Choose an option of a Streamlit selectbox or multiselect (found by its label within scope): typing
+    opens its list, which shows in a popover at the page's level."""
+    field = scope.get_by_label(label).and_(scope.locator("input"))
+    field.click()
+    field.press_sequentially(option[:6])
     page.get_by_role("option", name=option, exact=True).click()
+    field.press("Escape")  # a multiselect sends its choice when its list closes
 
 
 def shown(page) -> tuple[str, str]:
@@ -53,7 +56,7 @@ def define_in_the_dashboard(page, stack) -> None:
         new.get_by_role("tab", name=f"Variant {name}").click()
         panel = new.get_by_role("tabpanel")
         # Labels from user text go through plain(), whose Markdown escapes show in the accessible name too.
-        cta = panel.get_by_label(plain("Text of the call-to-action button"))
+        cta = panel.get_by_label(plain("Text of the call-to-action button")).and_(panel.locator("input"))
         cta.fill(CONTENT[name][0])
         cta.press("Tab")
         pick(panel, page, plain("Layout of the hero"), CONTENT[name][1])
