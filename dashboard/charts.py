@@ -109,7 +109,7 @@ def forest_chart(frame: pd.DataFrame, variants: Sequence[str] | None = None) -> 
         tooltip=[alt.Tooltip("variant", title="Variant"), alt.Tooltip("uplift:Q", format="+.1%", title="Uplift"),
                  alt.Tooltip("uplift_ci_low:Q", format="+.1%", title="Interval from"),
                  alt.Tooltip("uplift_ci_high:Q", format="+.1%", title="Interval to"),
-                 alt.Tooltip("p_value_sequential:Q", format=".3g", title="p (always valid)")],
+                 alt.Tooltip("p_value_sequential:Q", format=".3g", title="p-value")],
     )
     interval = base.mark_bar(height=14, opacity=0.35).encode(
         x=alt.X("uplift_ci_low:Q", title="Relative uplift against control", axis=alt.Axis(format="+%"),

@@ -75,7 +75,7 @@ def significance_text(variant: Mapping[str, Any], control: str | None) -> str:
 
 
 RESULT_COLUMNS = ["Variant", "Visitors", "Conversions", "Conversion rate", "Uplift vs control",
-                  "Chance to beat control", "p (always valid)", "Significance"]
+                  "Chance to beat control", "p-value", "Significance"]
 
 
 def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
@@ -93,7 +93,7 @@ def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
             if v["rate"] is not None else DASH,
             "Uplift vs control": uplift_text({**v, "is_control": is_control}),
             "Chance to beat control": "control" if is_control else percent(v.get("chance_to_beat_control"), 1),
-            "p (always valid)": "control" if is_control else p_value_text(v.get("p_value_sequential")),
+            "p-value": "control" if is_control else p_value_text(v.get("p_value_sequential")),
             "Significance": significance_text(v, control),
         })
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)

@@ -43,7 +43,6 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stack = start_stack(Path(tempfile.mkdtemp(prefix="landing-lab-shots-")))
     try:
-        demo.run(stack.ab.url, stack.metrics.url, ADMIN_TOKEN, INGEST_KEY)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1360, "height": 900})
@@ -52,6 +51,9 @@ def main() -> None:
                 page.goto(f"{stack.landing.url}/?force_variant=landing:{variant}")
                 full_page_screenshot(page, out / f"landing-variant-{variant.lower()}.png")
                 print("saved", out / f"landing-variant-{variant.lower()}.png")
+
+            # The landing page above as a fresh install shows it; the dashboard below with the demo's data.
+            demo.run(stack.ab.url, stack.metrics.url, ADMIN_TOKEN, INGEST_KEY)
 
             page.goto(stack.dashboard.url)
             page.get_by_label("Admin token").fill(ADMIN_TOKEN)

@@ -112,7 +112,9 @@ def render(api: Api) -> None:
     level = f"{(1 - results.get('alpha', 0.05)) * 100:g}%"
     st.dataframe(_styled(results_table(results)), hide_index=True, width="stretch", column_config={
         "Visitors": st.column_config.NumberColumn(width="small", format="localized"),
-        "Conversions": st.column_config.NumberColumn(width="small", format="localized"),
+        "Conversions": st.column_config.NumberColumn(format="localized"),
+        "p-value": st.column_config.TextColumn(
+            width="small", help="always valid (a mixture sequential test): safe to read as often as you like"),
         "Conversion rate": st.column_config.TextColumn(help=f"with its {level} interval"),
         "Uplift vs control": st.column_config.TextColumn(help=f"relative to the control, with its {level} interval"),
     })

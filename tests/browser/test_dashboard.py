@@ -88,7 +88,7 @@ def test_results_read_at_a_glance(traffic, page):
     page.get_by_role("heading", name="Winner: B").wait_for()
     header, control, treatment = grid(page)
     assert header == ["Variant", "Visitors", "Conversions", "Conversion rate", "Uplift vs control",
-                      "Chance to beat control", "p (always valid)", "Significance"]
+                      "Chance to beat control", "p-value", "Significance"]
     assert control[0] == "A (control)" and control[4:7] == ["control", "control", "control"]
     assert treatment[0] == "B" and treatment[4].startswith("+") and " to " in treatment[4]
     assert treatment[5].endswith("%") and treatment[7] == "better"

@@ -39,13 +39,13 @@ def test_percentages_have_sensible_precision(value, text):
 def test_the_results_table_reads_as_words_and_percentages():
     table = results_table(RESULTS)
     assert list(table.columns) == ["Variant", "Visitors", "Conversions", "Conversion rate", "Uplift vs control",
-                                   "Chance to beat control", "p (always valid)", "Significance"]
+                                   "Chance to beat control", "p-value", "Significance"]
     a, b, c = table.to_dict("records")
     assert a == {"Variant": "A (control)", "Visitors": 1000, "Conversions": 109,
                  "Conversion rate": "10.9% (9.1% to 13.0%)", "Uplift vs control": "control",
-                 "Chance to beat control": "control", "p (always valid)": "control", "Significance": "control"}
+                 "Chance to beat control": "control", "p-value": "control", "Significance": "control"}
     assert b["Uplift vs control"] == "+36.1% (+8.1% to +64.1%)"
-    assert (b["Chance to beat control"], b["p (always valid)"], b["Significance"]) == ("99.7%", "< 0.001", "better")
+    assert (b["Chance to beat control"], b["p-value"], b["Significance"]) == ("99.7%", "< 0.001", "better")
     assert (c["Uplift vs control"], c["Significance"]) == ("-6.5% (-30.0% to +17.0%)", "not significant")
     assert "None" not in table.to_string()
 
