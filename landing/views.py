@@ -121,12 +121,13 @@ def _accent(values: Mapping[str, Any]) -> str:
 
 
 def _render(visitor_id: str, visit: Visit, status: int = 200, signed_up: bool = False,
-            form_error: str | None = None):
+            form_error: str | None = None, email: str | None = None):
     values = dict(visit.values)
     if values.get("layout") not in LAYOUTS:
         values["layout"] = LAYOUTS[0]
     html = render_template("page.html", values=values, accent=_accent(visit.values),
-                           forced=forced_spec(visit.forced), signed_up=signed_up, form_error=form_error)
+                           forced=forced_spec(visit.forced), signed_up=signed_up, form_error=form_error,
+                           email=email)
     response = current_app.response_class(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     _set_cookie(response, VISITOR_COOKIE, visitor_id)
@@ -212,7 +213,10 @@ def signup():
         if wants_json:
             raise ApiError(400, problem, [{"field": "email", "message": problem}], code="invalid_signup")
         current_app.extensions["outbox"].enqueue(assignments=_assignment_rows(visitor_id, visit.new))
-        return _render(visitor_id, visit, status=400, form_error=problem)
+        # The address typed is shown back in the form to correct it (escaped), never stored.
+        typed = data.get("email")
+        return _render(visitor_id, visit, status=400, form_error=problem,
+                       email=typed[:254] if isinstance(typed, str) else None)
     experiments = forced or converted(definitions, _cookie_assignments())
     event_id = _action_id(data.get("event_id")) if wants_json else None
     _record(visitor_id, record_under(experiments), "form_submit", event_id, forced=bool(forced))

@@ -42,7 +42,8 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var button = form.querySelector("button");
-      var email = form.querySelector("input[name=email]").value;
+      var input = form.querySelector("input[name=email]");
+      var email = input.value;
       button.disabled = true;
       feedback.className = "feedback";
       feedback.textContent = "Sending…";
@@ -53,6 +54,9 @@
         .then(function (result) {
           feedback.className = "feedback " + (result.ok ? "success" : "error");
           feedback.textContent = result.body.message || (result.ok ? "Thanks!" : "Something went wrong.");
+          // The typed address stays in the field to be corrected; the field says it was refused.
+          var refused = !result.ok && (result.body.errors || []).some(function (e) { return e.field === "email"; });
+          if (refused) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
           if (result.ok) form.reset();
         })
         .catch(function () {

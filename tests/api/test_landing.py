@@ -121,6 +121,19 @@ def test_bad_email_is_rejected_and_nothing_recorded(landing_app, landing_client,
     assert stored_events(landing_app, metrics_server).count_events(EventFilter(event_type="form_submit")) == 0
 
 
+def test_a_refused_form_keeps_the_typed_address_escaped_and_marks_the_field(landing_client):
+    landing_client.get("/")
+    typed = 'nope"><script>alert(1)</script>'
+    page = landing_client.post("/signup", data={"email": typed}).get_data(as_text=True)
+    field = re.search(r"<input id=\"email\"[^>]*>", page).group(0)
+    assert 'aria-invalid="true"' in field
+    assert 'value="nope&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in field
+    assert "<script>alert(1)" not in page
+    assert page.count("<main") == 1
+    fresh = landing_client.get("/").get_data(as_text=True)
+    assert "aria-invalid" not in fresh and 'value="nope' not in fresh
+
+
 def test_track_rejects_unknown_events_bad_ids_and_a_missing_cookie(landing_client):
     assert landing_client.post("/track", json={"event_type": "cta_click"}).status_code == 400
     landing_client.get("/")
