@@ -3,6 +3,7 @@ sentence a confirmation asks, and the admin sessions behind a reload (dashboard/
 cookie.py)."""
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -107,7 +108,9 @@ def call(middleware, headers):
         sent.append(message)
 
     scope = {"type": "http", "scheme": "http", "path": "/", "headers": headers}
-    asyncio.run(middleware(app)(scope, None, send))
+    # In a thread of its own: an earlier browser test in this process may leave an event loop running here.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, middleware(app)(scope, None, send)).result()
     return dict((k.decode(), v.decode()) for k, v in sent[0]["headers"] if k == b"set-cookie")
 
 
