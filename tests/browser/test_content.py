@@ -94,7 +94,7 @@ def test_an_experiment_defined_in_the_dashboard_reaches_the_page_and_its_results
     assert links["B"] == f"{stack.landing.url}/?force_variant=hero_test:B"
     preview = browser.new_context().new_page()
     for name, href in links.items():
-        wait_for(lambda href=href, name=name: preview.goto(href) and shown(preview) == CONTENT[name], timeout=10)
+        wait_for(lambda href=href, name=name: preview.goto(href) and shown(preview) == CONTENT[name], timeout=30)
     preview.context.close()
 
     # Real visitors: each sees their variant's content, and /assign (fed by the landing page) agrees.
@@ -120,7 +120,7 @@ def test_an_experiment_defined_in_the_dashboard_reaches_the_page_and_its_results
             visitor_id = next(c["value"] for c in context.cookies() if c["name"] == "ll_vid")
             assigned = wait_for(lambda vid=visitor_id: requests.get(
                 f"{stack.ab.url}/assign", params={"experiment": "hero_test", "visitor_id": vid}, timeout=5).json(),
-                timeout=10)
+                timeout=30)
             assert assigned["variant"] == variant
         finally:
             context.close()
@@ -132,7 +132,7 @@ def test_an_experiment_defined_in_the_dashboard_reaches_the_page_and_its_results
         counts = {v["variant"]: (v["visitors"], v["conversions"]) for v in body["variants"]}
         return counts if counts == {n: (seen[n], signed_up[n]) for n in CONTENT} else None
 
-    wait_for(counted, timeout=20)
+    wait_for(counted, timeout=60)
     page.goto(stack.dashboard.url + "/results?experiment=hero_test")
     page.get_by_role("heading", name="Experiment results").wait_for()
     table = page.locator('[data-testid="stDataFrame"] table').first
