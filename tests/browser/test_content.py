@@ -83,6 +83,7 @@ def define_in_the_dashboard(page, stack) -> None:
 
 
 def test_an_experiment_defined_in_the_dashboard_reaches_the_page_and_its_results(stack, page, browser):
+    page.set_default_timeout(60_000)  # the dashboard reruns slowly on a loaded machine
     define_in_the_dashboard(page, stack)
     stored = requests.get(f"{stack.ab.url}/experiments/hero_test", timeout=5).json()
     assert stored["status"] == "running"
