@@ -9,6 +9,7 @@ import re
 import pytest
 import requests
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 
 from harness.processes import ADMIN_TOKEN, INGEST_KEY, wait_for
 from scripts import demo
@@ -148,16 +149,18 @@ def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     count.fill("3")
     count.press("Tab")
     new.get_by_label("Variant 3 name").wait_for()
-    assert [new.get_by_label(f"Weight {i}").input_value() for i in (1, 2, 3)] == ["0.333", "0.333", "0.333"]
+    for i in (1, 2, 3):  # the rerun brings the values: wait for them
+        expect(new.get_by_label(f"Weight {i}")).to_have_value("0.333")
     new.get_by_text("✓ Weights sum to 1").wait_for()
     count.fill("2")
     count.press("Tab")
     new.get_by_label("Variant 3 name").wait_for(state="detached")
-    assert [new.get_by_label(f"Weight {i}").input_value() for i in (1, 2)] == ["0.500", "0.500"]
+    for i in (1, 2):
+        expect(new.get_by_label(f"Weight {i}")).to_have_value("0.500")
     new.get_by_role("button", name="Create as draft").click()
     page.get_by_text("Created experiment").wait_for()
     # The list and the heading show it at once.
-    assert "stale_check" in [row[0] for row in grid(page)]
+    wait_for(lambda: "stale_check" in [row[0] for row in grid(page)], timeout=10)
     edit = page.locator(".st-key-edit_experiment")
     edit.get_by_role("heading", name="stale_check · draft").wait_for()
 
@@ -168,8 +171,8 @@ def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     edit.get_by_role("button", name="Yes, start it").click()
     page.get_by_text("is now running").wait_for()
     edit.get_by_role("heading", name="stale_check · running").wait_for()
-    assert edit.get_by_role("button", name="Stop experiment").is_visible()
-    assert [row[1] for row in grid(page) if row[0] == "stale_check"] == ["running"]
+    edit.get_by_role("button", name="Stop experiment").wait_for()
+    wait_for(lambda: [row[1] for row in grid(page) if row[0] == "stale_check"] == ["running"], timeout=10)
     assert requests.get(f"{stack.ab.url}/experiments/stale_check", timeout=5).json()["status"] == "running"
 
     for label, value in (("Weight 1", "0.7"), ("Weight 2", "0.3")):
@@ -180,7 +183,7 @@ def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     edit.get_by_text("Save changes to 'stale_check'? weights: A 50%, B 50% → A 70%, B 30%.").wait_for()
     edit.get_by_role("button", name="Yes, save").click()
     page.get_by_text("Saved 'stale_check'").wait_for()
-    assert [row[3] for row in grid(page) if row[0] == "stale_check"] == ["A 70%, B 30%"]
+    wait_for(lambda: [row[3] for row in grid(page) if row[0] == "stale_check"] == ["A 70%, B 30%"], timeout=10)
     assert console_problems(page) == []
 
 
