@@ -175,9 +175,11 @@ def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     wait_for(lambda: [row[1] for row in grid(page) if row[0] == "stale_check"] == ["running"], timeout=10)
     assert requests.get(f"{stack.ab.url}/experiments/stale_check", timeout=5).json()["status"] == "running"
 
-    for label, value in (("Weight 1", "0.7"), ("Weight 2", "0.3")):
-        edit.get_by_label(label).fill(value)
-        edit.get_by_label(label).press("Tab")
+    edit.get_by_label("Weight 1").fill("0.7")
+    edit.get_by_label("Weight 1").press("Tab")
+    edit.get_by_text("Weights sum to 1.200; they must sum to 1.").wait_for()  # checked as typed
+    edit.get_by_label("Weight 2").fill("0.3")
+    edit.get_by_label("Weight 2").press("Tab")
     edit.get_by_text("✓ Weights sum to 1: A 70%, B 30%").wait_for()
     edit.get_by_role("button", name="Save changes").click()
     edit.get_by_text("Save changes to 'stale_check'? weights: A 50%, B 50% → A 70%, B 30%.").wait_for()
