@@ -352,3 +352,9 @@ def sdk_decisions(features: dict, attributes: dict) -> tuple[dict, dict]:
         return values, variants
     finally:
         gb.destroy()
+
+
+def settled(page) -> None:
+    """Wait until the dashboard's script is not running (Streamlit marks its root with the run's state), so
+    that the next action lands on what the finished rerun drew."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(state="attached")

@@ -11,7 +11,7 @@ import requests
 
 from dashboard.text import plain
 from harness.processes import ADMIN_TOKEN, wait_for
-from tests.helpers import console_problems, dashboard_sign_in, screenshot
+from tests.helpers import console_problems, dashboard_sign_in, screenshot, settled
 
 pytestmark = pytest.mark.browser
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -28,6 +28,7 @@ def pick(scope, page, label: str, option: str) -> None:
     field.press_sequentially(option[:6])
     page.get_by_role("option", name=option, exact=True).click()
     field.press("Escape")  # a multiselect sends its choice when its list closes
+    settled(page)
 
 
 def shown(page) -> tuple[str, str]:
@@ -50,10 +51,18 @@ def define_in_the_dashboard(page, stack) -> None:
     count.press("Tab")
     new.get_by_label("Variant 3 name").wait_for()
     pick(new, page, "Flags this experiment changes", "Text of the call-to-action button (cta_text)")
+    new.locator('[data-tag][aria-label$="(cta_text)"]').wait_for()
     pick(new, page, "Flags this experiment changes", "Layout of the hero: centered, or split (text beside the "
                                                      "form) (layout)")
+    new.locator('[data-tag][aria-label$="(layout)"]').wait_for()
+    assert new.locator("[data-tag]").count() == 2  # both choices held through the reruns
     for name in ("B", "C"):
-        new.get_by_role("tab", name=f"Variant {name}").click()
+        tab = new.get_by_role("tab", name=f"Variant {name}")
+        tab.click()
+        settled(page)
+        if tab.get_attribute("aria-selected") != "true":  # a rerun that redrew the tabs took the click
+            tab.click()
+        new.get_by_role("tab", name=f"Variant {name}", selected=True).wait_for()
         panel = new.get_by_role("tabpanel")
         # Labels from user text go through plain(), whose Markdown escapes show in the accessible name too.
         cta = panel.get_by_label(plain("Text of the call-to-action button")).and_(panel.locator("input"))
