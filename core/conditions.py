@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import re._parser as sre_parser  # the standard library's own parse tree of a pattern (Python 3.11+)
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,13 @@ ATTRIBUTES: dict[str, str] = {
 DEVICES = ("desktop", "mobile", "tablet")
 MAX_ATTRIBUTE = 64
 MAX_CONDITION_BYTES = 2048
+# A regular expression in a condition runs on every page view against attributes of at most
+# MAX_ATTRIBUTE characters, in Python's backtracking engine. These limits keep its worst case to a few
+# hundred thousand steps: no quantifier over a group that itself repeats or branches (`(a+)+`, `(a|aa)*`:
+# exponential), no backreference, and at most MAX_REGEX_REPEATS repeating quantifiers (each multiplies
+# the worst case by about MAX_ATTRIBUTE).
+MAX_REGEX_LENGTH = 256
+MAX_REGEX_REPEATS = 3
 
 LOGICAL = ("$and", "$or", "$nor")  # a list of conditions
 LIST_OPERATORS = ("$in", "$nin", "$ini", "$nini", "$all", "$alli")
@@ -103,10 +111,9 @@ def _operator(operator: str, argument: Any, path: str, problems: list[str]) -> N
         if not isinstance(argument, str):
             problems.append(f"{path}: must be a regular expression (a string)")
             return
-        try:
-            re.compile(argument)
-        except re.error as exc:
-            problems.append(f"{path}: not a regular expression ({exc})")
+        problem = regex_problem(argument)
+        if problem:
+            problems.append(f"{path}: {problem}")
     elif operator in ORDER_OPERATORS and (isinstance(argument, bool) or not isinstance(argument, str | int | float)):
         problems.append(f"{path}: must be a string or a number")
     elif operator == "$exists" and not isinstance(argument, bool):
@@ -117,3 +124,62 @@ def _operator(operator: str, argument: Any, path: str, problems: list[str]) -> N
         _value(argument, path, problems)
     elif operator == "$elemMatch" and not isinstance(argument, Mapping):
         problems.append(f"{path}: must be an object")
+
+
+REPEATS = (sre_parser.MAX_REPEAT, sre_parser.MIN_REPEAT, sre_parser.POSSESSIVE_REPEAT)
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why a condition's regular expression is refused (not one, or one whose matching time can blow up
+    on a short attribute), or None."""
+    if len(pattern) > MAX_REGEX_LENGTH:
+        return f"a regular expression of at most {MAX_REGEX_LENGTH} characters"
+    try:
+        tree = sre_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"not a regular expression ({exc})"
+    repeats: list[int] = []
+    problem = _regex_items(tree, inside_repeat=False, repeats=repeats)
+    if problem is None and len(repeats) > MAX_REGEX_REPEATS:
+        problem = f"at most {MAX_REGEX_REPEATS} repeating quantifiers (*, +, {{n,m}}) in one expression"
+    return problem
+
+
+def _regex_items(items, inside_repeat: bool, repeats: list[int]) -> str | None:
+    """Walk a parsed pattern; the first construct whose backtracking can explode, or None."""
+    for op, argument in items:
+        if op == sre_parser.GROUPREF or op == sre_parser.GROUPREF_EXISTS:
+            return "no backreferences (\\1, (?P=name)) in a condition's regular expression"
+        children: list = []
+        if op in REPEATS:
+            low, high, body = argument
+            if high > 1:
+                if inside_repeat:
+                    return "no quantifier inside a repeated group, like (a+)+ (matching time can explode)"
+                repeats.append(1)
+                if any(child_op == sre_parser.BRANCH for child_op, _ in _flatten(body)):
+                    return "no alternation inside a repeated group, like (a|b)+ (matching time can explode)"
+                problem = _regex_items(body, inside_repeat=True, repeats=repeats)
+                if problem:
+                    return problem
+                continue
+            children = [body]
+        elif op == sre_parser.SUBPATTERN:
+            children = [argument[-1]]
+        elif op == sre_parser.BRANCH:
+            children = argument[1]
+        elif op in (sre_parser.ASSERT, sre_parser.ASSERT_NOT):
+            children = [argument[1]]
+        for child in children:
+            problem = _regex_items(child, inside_repeat, repeats)
+            if problem:
+                return problem
+    return None
+
+
+def _flatten(items):
+    """Every (op, argument) of a parsed pattern, groups opened."""
+    for op, argument in items:
+        yield op, argument
+        if op == sre_parser.SUBPATTERN:
+            yield from _flatten(argument[-1])

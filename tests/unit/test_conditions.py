@@ -47,3 +47,27 @@ def test_size_is_limited():
     big = {"utm_source": {"$in": [f"source-{i}" for i in range(200)]}}
     [problem] = condition_problems(big)
     assert problem.startswith(f"must be at most {MAX_CONDITION_BYTES} bytes")
+
+
+@pytest.mark.parametrize("pattern,why", [
+    (r"(a+)+$", "no quantifier inside a repeated group"),
+    (r"^(\w+\s?)*$", "no quantifier inside a repeated group"),
+    (r"(x+x+)+y", "no quantifier inside a repeated group"),
+    (r"(a|aa)*b", "no alternation inside a repeated group"),
+    (r"(?:a|a?)+", "no alternation inside a repeated group"),
+    (r"(\w+)-\1", "no backreferences"),
+    (r"a*a*a*a*b", "at most 3 repeating quantifiers"),
+    ("a" * 300, "a regular expression of at most 256 characters"),
+])
+def test_regular_expressions_that_can_backtrack_for_ever_are_refused(pattern, why):
+    """Conditions run on every page view in Python's backtracking engine: a pattern whose matching time
+    explodes on a 64-character attribute would hold a worker, so it is refused when saved."""
+    [problem] = condition_problems({"utm_campaign": {"$regex": pattern}})
+    assert problem.startswith("utm_campaign.$regex: " + why), problem
+
+
+@pytest.mark.parametrize("pattern", [
+    r"^(google|bing)$", r"^/pricing(/.*)?$", r"^spring-[a-z]{2,10}$", r"(?:ab)+c", r"^(?!test)", r"news.*letter",
+])
+def test_ordinary_regular_expressions_pass(pattern):
+    assert condition_problems({"utm_campaign": {"$regex": pattern}}) == []
