@@ -66,6 +66,8 @@ def test_page_renders_the_assigned_variant_on_the_server(landing_app, landing_cl
         assert shown_variants(landing_app, response) == {"landing": variant}
         assert 'id="cta"' in html and 'id="signup-form"' in html
         assert "data-variant" not in html and not re.search(r"variant [AB]\b", html)  # no variant name shown
+        texts = {t.strip() for t in re.findall(r">([^<]*)<", html)}
+        assert not texts & {"A", "B"}, "a variant name as a text the visitor sees"
         seen.add(variant)
     assert seen == {"A", "B"}
 
