@@ -7,6 +7,7 @@ waiting on SQLite/PostgreSQL or on another service, so threads keep both cores b
 """
 import ctypes
 import ctypes.util
+import importlib
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -19,6 +20,22 @@ accesslog = None
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 MALLOC_ARENAS = 2
+
+
+def on_starting(server):
+    """Migrate the service's database once, in the master, before any worker starts: a migration that
+    rebuilds aggregates on a large database can take longer than a worker's `timeout` (each worker
+    would be killed and restarted in the middle of it); each worker then finds the schema current.
+    The app's package names the step (`init_schema(engine)`); the settings are the workers' own."""
+    from core.migrate import migrate_database
+    from core.settings import Settings
+
+    uri = getattr(server.app, "app_uri", None) or server.cfg.wsgi_app or ""
+    package = importlib.import_module(uri.partition(":")[0].split(".")[0]) if uri else None
+    init_schema = getattr(package, "init_schema", None)
+    if init_schema is not None:
+        server.log.info("Migrating the database of %s before the workers start", package.__name__)
+        migrate_database(Settings.from_env(package.__name__).database_url, init_schema)
 
 
 def post_fork(server, worker):

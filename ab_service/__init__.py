@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from sqlalchemy import Engine
 
 from ab_service.store import AbStore
 from core.db import make_engine, ping
@@ -31,3 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(audit.bp)
     app.register_blueprint(features.bp)
     return app
+
+
+def init_schema(engine: Engine) -> None:
+    """Create or upgrade the service's tables (gunicorn's master does it before the workers start)."""
+    AbStore(engine).init_schema()

@@ -8,7 +8,7 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import Connection, Engine
 
-from core.db import exclusive
+from core.db import exclusive, make_engine
 
 
 def _config(script_location: Path, version_table: str) -> Config:
@@ -29,6 +29,16 @@ def upgrade(engine: Engine, script_location: Path, version_table: str, revision:
         command.upgrade(config, revision)
         if seed is not None:
             seed(conn)
+
+
+def migrate_database(database_url: str, init_schema: Callable[[Engine], None]) -> None:
+    """Run a service's init_schema on an engine of its own, then close that engine's connections: gunicorn's
+    master calls this once before it forks the workers (gunicorn.conf.py), which must not share them."""
+    engine = make_engine(database_url)
+    try:
+        init_schema(engine)
+    finally:
+        engine.dispose()
 
 
 def run_env(target_metadata) -> None:

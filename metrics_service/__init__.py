@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from sqlalchemy import Engine
 
 from core.db import make_engine, ping
 from core.openapi import openapi_blueprint
@@ -34,3 +35,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(reports.bp)
     app.register_blueprint(results.bp)
     return app
+
+
+def init_schema(engine: Engine) -> None:
+    """Create or upgrade the service's tables (gunicorn's master does it before the workers start)."""
+    MetricsStore(engine).init_schema()
