@@ -94,9 +94,11 @@ class Proxy:
         self.process.stop()
 
 
-def start_proxy(prefix: Path, landing_port: int, dashboard_port: int, timeout: float = 30.0) -> Proxy:
+def start_proxy(prefix: Path, landing_port: int, dashboard_port: int, timeout: float = 30.0,
+                ab_port: int | None = None) -> Proxy:
     """Start nginx in the foreground with the tested template, listening on two free loopback ports;
-    returns once the landing service answers /health through it."""
+    returns once the landing service answers /health through it. Without ab_port the features payload
+    it publishes answers 502."""
     nginx = nginx_path()
     if nginx is None:
         raise FileNotFoundError("nginx not found (apt-get install nginx, or set NGINX_PATH)")
@@ -107,6 +109,7 @@ def start_proxy(prefix: Path, landing_port: int, dashboard_port: int, timeout: f
         "DASHBOARD_LISTEN": f"127.0.0.1:{listen_dashboard}",
         "LANDING_UPSTREAM": f"127.0.0.1:{landing_port}",
         "DASHBOARD_UPSTREAM": f"127.0.0.1:{dashboard_port}",
+        "AB_UPSTREAM": f"127.0.0.1:{ab_port or 1}",
     })
     (prefix / "conf.d" / "landing-lab.conf").write_text(rendered)
     # As root, nginx's workers would run as nobody, who cannot enter the test's private directories.

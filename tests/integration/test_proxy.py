@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from core.settings import DEFAULT_MAX_BODY_BYTES
+from core.settings import DEFAULT_CLIENT_KEY, DEFAULT_MAX_BODY_BYTES
 from harness.processes import start_stack, wait_for
 from harness.proxy import start_proxy
 from harness.slow_clients import SlowClients, timed_gets
@@ -36,7 +36,8 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def proxy(stack, tmp_path_factory):
-    proxy = start_proxy(tmp_path_factory.mktemp("nginx"), stack.landing.port, stack.dashboard.port)
+    proxy = start_proxy(tmp_path_factory.mktemp("nginx"), stack.landing.port, stack.dashboard.port,
+                        ab_port=stack.ab.port)
     yield proxy
     proxy.stop()
 
@@ -58,6 +59,18 @@ def test_the_landing_page_is_served_through_the_proxy(proxy):
     assert "ll_vid" in page.cookies
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]  # the landing service's own
     assert page.headers["Server"] == "nginx"  # no version, and not gunicorn's
+
+
+def test_the_features_payload_and_nothing_else_of_ab_service_is_published(proxy, stack):
+    """GrowthBook SDKs outside the network read /api/features/<client key> through the proxy; the
+    rest of ab_service (assignment, definitions, writes) stays internal."""
+    through = requests.get(f"{proxy.url}/api/features/{DEFAULT_CLIENT_KEY}", timeout=10)
+    direct = requests.get(f"{stack.ab.url}/api/features/{DEFAULT_CLIENT_KEY}", timeout=10)
+    assert through.status_code == 200
+    assert through.json()["features"] == direct.json()["features"] and "landing" in str(through.json())
+    assert requests.post(f"{proxy.url}/api/features/{DEFAULT_CLIENT_KEY}", json={}, timeout=10).status_code == 403
+    for path in ("/experiments", "/flags", "/assign?visitor_id=v1"):
+        assert requests.get(proxy.url + path, timeout=10).status_code == 404  # the landing service's 404
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])

@@ -40,10 +40,12 @@ def test_only_the_proxy_publishes_ports_for_landing_and_dashboard():
     assert re.fullmatch(r"nginx:\d+\.\d+-alpine", proxy["image"])
     assert proxy["environment"]["LANDING_UPSTREAM"] == "landing:8080"
     assert proxy["environment"]["DASHBOARD_UPSTREAM"] == "dashboard:8081"
+    assert proxy["environment"]["AB_UPSTREAM"] == "ab_service:5002"
     assert proxy["environment"]["LANDING_LISTEN"] == "8080"
     assert proxy["environment"]["DASHBOARD_LISTEN"] == "8081"
     assert proxy["depends_on"] == {"landing": {"condition": "service_healthy"},
-                                   "dashboard": {"condition": "service_healthy"}}
+                                   "dashboard": {"condition": "service_healthy"},
+                                   "ab_service": {"condition": "service_healthy"}}
     assert "http://127.0.0.1:8080/health" in proxy["healthcheck"]["test"]
 
 
