@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 from scipy import special
+
+from metrics_service.sequential import (
+    GroupSequentialPlan,
+    Look,
+    SequentialMethod,
+    group_sequential_look,
+    information_fraction,
+)
 
 ALPHA = 0.05
 SRM_THRESHOLD = 0.001
@@ -24,6 +32,11 @@ MIN_CONVERSIONS = 25
 # times the pooled rate (a 20% relative uplift), floored at half a percentage point. See README.
 MIXING_RELATIVE_EFFECT = 0.2
 MIXING_FLOOR = 0.005
+
+
+class Direction(StrEnum):
+    INCREASE = "increase"  # higher is better (conversions, revenue)
+    DECREASE = "decrease"  # lower is better (errors, refunds, load time)
 
 
 @dataclass(frozen=True)
@@ -71,13 +84,8 @@ def relative_uplift(arm: Arm, control: Arm, alpha: float = ALPHA) -> tuple[float
 def z_test_p_value(arm: Arm, control: Arm) -> float | None:
     """Two-sided pooled two-proportion z-test (as statsmodels' proportions_ztest); 1.0 when both rates
     sit at 0 or 1 together."""
-    if not arm.visitors or not control.visitors:
-        return None
-    pooled = (arm.conversions + control.conversions) / (arm.visitors + control.visitors)
-    if pooled in (0.0, 1.0):
-        return 1.0
-    z = (arm.rate - control.rate) / math.sqrt(pooled * (1 - pooled) * (1 / arm.visitors + 1 / control.visitors))
-    return float(2 * special.ndtr(-abs(z)))
+    z = z_statistic(arm, control)
+    return None if z is None else float(2 * special.ndtr(-abs(z)))
 
 
 def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
@@ -95,8 +103,10 @@ def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def chance_to_beat(arm: Arm, control: Arm, points: int = 4001) -> float | None:
-    """P(p_v > p_control) with Beta(1 + conversions, 1 + visitors - conversions) posteriors.
+def chance_to_beat(arm: Arm, control: Arm, points: int = 4001,
+                   direction: Direction = Direction.INCREASE) -> float | None:
+    """P(p_v > p_control) with Beta(1 + conversions, 1 + visitors - conversions) posteriors
+    (P(p_v < p_control) when lower is better).
 
     The integral of f_v(x) * F_control(x) is taken with Simpson's rule on a fine grid spanning the
     variant posterior's support (to 1e-12 in each tail): accurate to far better than 0.001, in about
@@ -108,8 +118,8 @@ def chance_to_beat(arm: Arm, control: Arm, points: int = 4001) -> float | None:
     grid = np.linspace(special.betaincinv(a, b, 1e-12), special.betainccinv(a, b, 1e-12), points)
     density = np.exp(special.xlogy(a - 1, grid) + special.xlog1py(b - 1, -grid) - special.betaln(a, b))
     below = special.betainc(1 + control.conversions, 1 + control.visitors - control.conversions, grid)
-    value = simpson(density * below, grid[1] - grid[0])
-    return float(min(max(value, 0.0), 1.0))
+    value = min(max(simpson(density * below, grid[1] - grid[0]), 0.0), 1.0)
+    return float(value if direction == Direction.INCREASE else 1.0 - value)
 
 
 def simpson(values: np.ndarray, step: float) -> float:
@@ -119,6 +129,16 @@ def simpson(values: np.ndarray, step: float) -> float:
 
 def mixing_variance(pooled_rate: float) -> float:
     return max(MIXING_RELATIVE_EFFECT * pooled_rate, MIXING_FLOOR) ** 2
+
+
+def z_statistic(arm: Arm, control: Arm) -> float | None:
+    """The pooled two-proportion z of z_test_p_value (0 when both rates sit at 0 or 1 together)."""
+    if not arm.visitors or not control.visitors:
+        return None
+    pooled = (arm.conversions + control.conversions) / (arm.visitors + control.visitors)
+    if pooled in (0.0, 1.0):
+        return 0.0
+    return (arm.rate - control.rate) / math.sqrt(pooled * (1 - pooled) * (1 / arm.visitors + 1 / control.visitors))
 
 
 def sequential_p_value(arm: Arm, control: Arm) -> float | None:
@@ -157,16 +177,23 @@ def srm_test(visitors: Sequence[int], weights: Sequence[float]) -> float | None:
 
 
 def enough_data(arms: Sequence[Arm | VariantResult]) -> bool:
-    return bool(arms) and all(a.visitors >= MIN_VISITORS and a.conversions >= MIN_CONVERSIONS for a in arms)
+    """Every arm has MIN_VISITORS visitors and MIN_CONVERSIONS visitors with the event (where known)."""
+    return bool(arms) and all(
+        a.visitors >= MIN_VISITORS and (a.conversions is None or a.conversions >= MIN_CONVERSIONS) for a in arms)
 
 
 @dataclass(frozen=True)
 class VariantResult:
-    """One variant's readout; the comparisons with the control are None on the control itself."""
+    """One variant's readout; the comparisons with the control are None on the control itself.
+
+    For a conversion metric `rate` is the share of visitors with the event and `ci_*` its interval;
+    for a mean metric (count or value per visitor) `rate` is None, `mean` and `std` describe the
+    per-visitor values and `ci_*` is the interval of the mean, and `conversions` (visitors with at
+    least one event) may be unknown (None)."""
 
     variant: str
     visitors: int
-    conversions: int
+    conversions: int | None
     rate: float | None
     ci_low: float | None
     ci_high: float | None
@@ -178,6 +205,10 @@ class VariantResult:
     p_value_sequential: float | None = None
     chance_to_beat_control: float | None = None
     significant: bool | None = None  # always-valid p-value below alpha (None on the control)
+    mean: float | None = None  # mean metrics: mean per visitor
+    std: float | None = None  # mean metrics: sample standard deviation per visitor
+    better: bool | None = None  # moved the metric the good way for its direction (None: control, or no difference)
+    information_fraction: float | None = None  # group-sequential readouts: information now / at the plan
 
 
 @dataclass(frozen=True)
@@ -201,6 +232,7 @@ class Verdict:
 
     code: VerdictCode
     variant: VariantResult | None = None
+    method: SequentialMethod = SequentialMethod.MSPRT  # the test behind `significant`
 
 
 @dataclass(frozen=True)
@@ -208,21 +240,71 @@ class Readout:
     srm: SrmResult
     variants: list[VariantResult]  # the control first
     verdict: Verdict
+    # group-sequential readouts: the looks this reading took, per variant; the caller appends each to
+    # its record of that variant's looks (see sequential.py)
+    new_looks: dict[str, Look] = field(default_factory=dict)
 
 
-def verdict(variants: Sequence[VariantResult], srm_mismatch: bool) -> Verdict:
+def verdict(variants: Sequence[VariantResult], srm_mismatch: bool, direction: Direction = Direction.INCREASE,
+            method: SequentialMethod = SequentialMethod.MSPRT) -> Verdict:
     """No winner before every variant has MIN_VISITORS visitors and MIN_CONVERSIONS conversions;
-    variants[0] is the control."""
+    variants[0] is the control. Among the significant variants, the best for the direction (the
+    largest uplift, or the smallest when lower is better)."""
     if srm_mismatch:
-        return Verdict(VerdictCode.SAMPLE_RATIO_MISMATCH)
+        return Verdict(VerdictCode.SAMPLE_RATIO_MISMATCH, method=method)
     if not enough_data(variants):
-        smallest = min(variants, key=lambda v: (v.visitors, v.conversions)) if variants else None
-        return Verdict(VerdictCode.NOT_ENOUGH_DATA, smallest)
+        smallest = min(variants, key=lambda v: (v.visitors, v.conversions or 0)) if variants else None
+        return Verdict(VerdictCode.NOT_ENOUGH_DATA, smallest, method=method)
     significant = [v for v in variants[1:] if v.significant]
     if not significant:
-        return Verdict(VerdictCode.NO_DIFFERENCE)
-    best = max(significant, key=lambda v: v.uplift if v.uplift is not None else -math.inf)
-    return Verdict(VerdictCode.SIGNIFICANT, best)
+        return Verdict(VerdictCode.NO_DIFFERENCE, method=method)
+    sign = 1 if direction == Direction.INCREASE else -1
+    best = max(significant, key=lambda v: sign * v.uplift if v.uplift is not None else -math.inf)
+    return Verdict(VerdictCode.SIGNIFICANT, best, method=method)
+
+
+def better(difference: float | None, direction: Direction) -> bool | None:
+    """Whether a variant-minus-control difference is an improvement; None without one or at zero."""
+    if difference is None or difference == 0:
+        return None
+    return bool(difference > 0) == (direction == Direction.INCREASE)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A non-control variant's readout before the comparisons across variants, with what the
+    group-sequential test needs."""
+
+    result: VariantResult  # p_value_adjusted and significant not yet set
+    z: float | None  # its test statistic against the control
+    visitors: int
+    control_visitors: int
+
+
+def readout(control: VariantResult, comparisons: Sequence[Comparison], weights: dict[str, float], alpha: float,
+            direction: Direction = Direction.INCREASE, plan: GroupSequentialPlan | None = None) -> Readout:
+    """Holm adjustment, significance (by mSPRT, or group-sequential with a plan), SRM check and
+    verdict: the part of a readout shared by conversion and mean metrics."""
+    adjusted = holm_adjust([c.result.p_value for c in comparisons])
+    variants, new_looks = [control], {}
+    for comparison, p_adjusted in zip(comparisons, adjusted, strict=True):
+        result = replace(comparison.result, p_value_adjusted=p_adjusted)
+        if plan is None:
+            sequential = result.p_value_sequential
+            result = replace(result, significant=None if sequential is None else sequential < alpha)
+        else:
+            fraction = information_fraction(comparison.visitors, comparison.control_visitors, plan.per_variant)
+            decision = group_sequential_look(plan.looks.get(result.variant, ()), fraction, comparison.z, alpha)
+            if decision.new_look is not None:
+                new_looks[result.variant] = decision.new_look
+            result = replace(result, p_value_sequential=decision.p_value, significant=decision.crossed,
+                             information_fraction=fraction)
+        variants.append(result)
+    expected = {v.variant: weights.get(v.variant, 0.0) for v in variants}
+    srm_p = srm_test([v.visitors for v in variants], list(expected.values()))
+    srm = SrmResult(srm_p, srm_p is not None and srm_p < SRM_THRESHOLD, expected)
+    method = SequentialMethod.MSPRT if plan is None else SequentialMethod.GROUP_SEQUENTIAL
+    return Readout(srm, variants, verdict(variants, srm.mismatch, direction, method), new_looks)
 
 
 def _described(arm: Arm, alpha: float) -> dict:
@@ -231,22 +313,20 @@ def _described(arm: Arm, alpha: float) -> dict:
             "ci_low": low, "ci_high": high}
 
 
-def analyse(arms: Sequence[Arm], control: str, weights: dict[str, float], alpha: float = ALPHA) -> Readout:
-    """The full readout of one metric: per-variant statistics against the control, SRM check, verdict."""
-    by_name = {a.variant: a for a in arms}
-    control_arm = by_name.get(control, Arm(control, 0, 0))
-    others = [a for a in arms if a.variant != control]
-    p_values = [z_test_p_value(arm, control_arm) for arm in others]
-    variants = [VariantResult(**_described(control_arm, alpha))]
-    for arm, p_value, adjusted in zip(others, p_values, holm_adjust(p_values), strict=True):
-        uplift, low, high = relative_uplift(arm, control_arm, alpha)
-        sequential = sequential_p_value(arm, control_arm)
-        variants.append(VariantResult(
-            **_described(arm, alpha), uplift=uplift, uplift_ci_low=low, uplift_ci_high=high,
-            p_value=p_value, p_value_adjusted=adjusted, p_value_sequential=sequential,
-            significant=None if sequential is None else sequential < alpha,
-            chance_to_beat_control=chance_to_beat(arm, control_arm)))
-    expected = {v.variant: weights.get(v.variant, 0.0) for v in variants}
-    srm_p = srm_test([v.visitors for v in variants], list(expected.values()))
-    srm = SrmResult(srm_p, srm_p is not None and srm_p < SRM_THRESHOLD, expected)
-    return Readout(srm, variants, verdict(variants, srm.mismatch))
+def _comparison(arm: Arm, control: Arm, alpha: float, direction: Direction) -> Comparison:
+    uplift, low, high = relative_uplift(arm, control, alpha)
+    z = z_statistic(arm, control)
+    return Comparison(VariantResult(
+        **_described(arm, alpha), uplift=uplift, uplift_ci_low=low, uplift_ci_high=high,
+        p_value=z_test_p_value(arm, control), p_value_sequential=sequential_p_value(arm, control),
+        chance_to_beat_control=chance_to_beat(arm, control, direction=direction),
+        better=None if z is None else better(arm.rate - control.rate, direction)), z, arm.visitors, control.visitors)
+
+
+def analyse(arms: Sequence[Arm], control: str, weights: dict[str, float], alpha: float = ALPHA,
+            direction: Direction = Direction.INCREASE, plan: GroupSequentialPlan | None = None) -> Readout:
+    """The full readout of one conversion metric: per-variant statistics against the control, SRM
+    check, verdict. With a plan, significance is group-sequential (see sequential.py) instead of mSPRT."""
+    control_arm = next((a for a in arms if a.variant == control), Arm(control, 0, 0))
+    comparisons = [_comparison(arm, control_arm, alpha, direction) for arm in arms if arm.variant != control]
+    return readout(VariantResult(**_described(control_arm, alpha)), comparisons, weights, alpha, direction, plan)
