@@ -192,7 +192,7 @@ def group_sequential_look(looks: Sequence[Look], fraction: float, z: float | Non
 
     previous = looks[-1].fraction if looks else 0.0
     closed = bool(looks) and (previous >= 1 or min(look.p_value for look in looks) < alpha)
-    due = fraction >= 1 or fraction - previous >= min_step
+    due = fraction >= 1 or fraction - previous >= min_step - 1e-9  # 0.3 - 0.2 is 0.0999...98
     if z is None or closed or not due or fraction <= previous or not math.isfinite(z):
         return decided(looks, None)
     fractions = [look.fraction for look in looks] + [fraction]

@@ -7,8 +7,10 @@ from scipy import special, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
+from metrics_service.sequential import GroupSequentialPlan, Look, SequentialMethod, boundaries
 from metrics_service.statistics import (
     Arm,
+    Direction,
     Verdict,
     VerdictCode,
     analyse,
@@ -18,6 +20,7 @@ from metrics_service.statistics import (
     sequential_p_value,
     srm_test,
     wilson_interval,
+    z_statistic,
     z_test_p_value,
 )
 
@@ -222,3 +225,34 @@ def test_analyse_with_no_data():
     assert (result.variants[0].variant, result.variants[0].visitors, result.variants[0].rate) == ("A", 0, None)
     assert result.srm.p_value is None
     assert result.verdict.code == VerdictCode.NOT_ENOUGH_DATA
+
+
+def test_lower_is_better_for_a_conversion_metric():
+    """Bounces or error events: the variant with fewer converting visitors wins."""
+    arms = [Arm("A", 5000, 750), Arm("B", 5000, 500), Arm("C", 5000, 1000)]
+    weights = {"A": 1 / 3, "B": 1 / 3, "C": 1 / 3}
+    lower = analyse(arms, "A", weights, direction=Direction.DECREASE)
+    rows = {r.variant: r for r in lower.variants}
+    assert lower.verdict.variant == rows["B"] and rows["B"].better is True and rows["C"].better is False
+    assert rows["B"].chance_to_beat_control > 0.999 and rows["C"].chance_to_beat_control < 0.001
+    higher = analyse(arms, "A", weights)
+    assert higher.verdict.variant.variant == "C" and higher.variants[1].better is False
+    assert higher.variants[1].chance_to_beat_control == pytest.approx(1 - rows["B"].chance_to_beat_control)
+
+
+def test_a_plan_reads_conversions_group_sequentially():
+    """The issue's example at half the plan: significant for the group-sequential test's boundary at
+    t = 0.5 (2.96), not yet for the always-valid p-value."""
+    arms = [Arm("A", 1000, 100), Arm("B", 1000, 145)]
+    weights = {"A": 0.5, "B": 0.5}
+    plain = analyse(arms, "A", weights)
+    planned = analyse(arms, "A", weights, plan=GroupSequentialPlan(per_variant=2000))
+    b = planned.variants[1]
+    assert plain.verdict.code == VerdictCode.NO_DIFFERENCE and plain.verdict.method == SequentialMethod.MSPRT
+    assert z_statistic(arms[1], arms[0]) > boundaries([0.5], 0.05)[0]
+    assert planned.verdict == Verdict(VerdictCode.SIGNIFICANT, b, SequentialMethod.GROUP_SEQUENTIAL)
+    assert b.information_fraction == pytest.approx(0.5) and b.p_value_sequential < 0.05
+    assert planned.new_looks == {"B": Look(0.5, z_statistic(arms[1], arms[0]), b.p_value_sequential)}
+    # read again with the look recorded and the same data: same answer, no new look
+    again = analyse(arms, "A", weights, plan=GroupSequentialPlan(2000, {"B": [planned.new_looks["B"]]}))
+    assert again.new_looks == {} and again.variants[1].significant
