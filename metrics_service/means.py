@@ -66,7 +66,7 @@ def mean_interval(arm: MeanArm, alpha: float = ALPHA) -> tuple[float | None, flo
     """Student t interval of the mean (as scipy.stats.t.interval with n - 1 degrees of freedom)."""
     if arm.n < 2:
         return None, None
-    half = special.stdtrit(arm.n - 1, 1 - alpha / 2) * math.sqrt(_squared_error(arm))
+    half = float(special.stdtrit(arm.n - 1, 1 - alpha / 2)) * math.sqrt(_squared_error(arm))
     return arm.mean - half, arm.mean + half
 
 
