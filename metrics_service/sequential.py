@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 from scipy import optimize, special
@@ -155,6 +156,12 @@ def boundaries(fractions: Sequence[float], alpha: float) -> list[float]:
     return bounds + [math.inf] * (len(fractions) - len(bounds))
 
 
+@lru_cache(maxsize=1024)
+def _last_boundary(fractions: tuple[float, ...], alpha: float) -> float:
+    """The boundary a recorded look had, for the readings between looks (which repeat it often)."""
+    return boundaries(fractions, alpha)[-1]
+
+
 def repeated_p_value(fractions: Sequence[float], z: float) -> float:
     """The smallest level a' at which |z| at the last of the looks reaches that look's boundary (with
     every boundary spent at level a'). The minimum of these over the looks is below alpha exactly when
@@ -186,7 +193,7 @@ def group_sequential_look(looks: Sequence[Look], fraction: float, z: float | Non
         best = min(recorded, key=lambda look: look.p_value)
         crossed = best.p_value < alpha
         last = best if crossed else recorded[-1]
-        bound = boundaries([look.fraction for look in recorded[: recorded.index(last) + 1]], alpha)[-1]
+        bound = _last_boundary(tuple(look.fraction for look in recorded[: recorded.index(last) + 1]), alpha)
         return SequentialDecision(SequentialMethod.GROUP_SEQUENTIAL, best.p_value, crossed, last.fraction, last.z,
                                   bound, new_look)
 
