@@ -21,8 +21,8 @@ from metrics_service.statistics import (
     Readout,
     VariantResult,
     better,
+    build_readout,
     normal_quantile,
-    readout,
 )
 
 # Mixing distribution of the always-valid test for means: theta ~ N(0, tau^2) with tau a 20% relative
@@ -167,4 +167,4 @@ def analyse_means(arms: Sequence[MeanArm], control: str, weights: dict[str, floa
     always-valid p-value (or group-sequential with a plan), chance to beat control, SRM, verdict."""
     control_arm = next((a for a in arms if a.name == control), MeanArm(control, 0, 0.0, 0.0))
     comparisons = [_comparison(arm, control_arm, alpha, direction) for arm in arms if arm.name != control]
-    return readout(VariantResult(**_described(control_arm, alpha)), comparisons, weights, alpha, direction, plan)
+    return build_readout(VariantResult(**_described(control_arm, alpha)), comparisons, weights, alpha, direction, plan)

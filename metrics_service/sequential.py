@@ -115,6 +115,8 @@ def _solve_bound(cross: Callable[[float], float], target: float) -> float:
     """The score boundary b > 0 at which cross(b) (decreasing in b) equals target."""
     if target <= 0:
         return math.inf
+    if cross(0.0) <= target:  # all that is left is spent here (a level near 1, up to rounding)
+        return 0.0
     high = 1.0
     while cross(high) > target:
         high *= 2
@@ -124,6 +126,8 @@ def _solve_bound(cross: Callable[[float], float], target: float) -> float:
 def boundaries(fractions: Sequence[float], alpha: float) -> list[float]:
     """Two-sided |z| boundaries at looks taken at the given information fractions (increasing), spending
     obf_spending(t, alpha) by each look. A look after the plan has been reached spends nothing (inf)."""
+    if any(t <= 0 for t in fractions[:1]) or any(b <= a for a, b in zip(fractions, fractions[1:], strict=False)):
+        raise ValueError("the looks' information fractions must be positive and increasing")
     spent = obf_spending(np.asarray(fractions, dtype=float), alpha)
     bounds: list[float] = []
     density = points = weights = None  # continuation density of the score at the previous look

@@ -281,7 +281,7 @@ class Comparison:
     control_visitors: int
 
 
-def readout(control: VariantResult, comparisons: Sequence[Comparison], weights: dict[str, float], alpha: float,
+def build_readout(control: VariantResult, comparisons: Sequence[Comparison], weights: dict[str, float], alpha: float,
             direction: Direction = Direction.INCREASE, plan: GroupSequentialPlan | None = None) -> Readout:
     """Holm adjustment, significance (by mSPRT, or group-sequential with a plan), SRM check and
     verdict: the part of a readout shared by conversion and mean metrics."""
@@ -329,4 +329,4 @@ def analyse(arms: Sequence[Arm], control: str, weights: dict[str, float], alpha:
     check, verdict. With a plan, significance is group-sequential (see sequential.py) instead of mSPRT."""
     control_arm = next((a for a in arms if a.variant == control), Arm(control, 0, 0))
     comparisons = [_comparison(arm, control_arm, alpha, direction) for arm in arms if arm.variant != control]
-    return readout(VariantResult(**_described(control_arm, alpha)), comparisons, weights, alpha, direction, plan)
+    return build_readout(VariantResult(**_described(control_arm, alpha)), comparisons, weights, alpha, direction, plan)

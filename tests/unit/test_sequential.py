@@ -56,6 +56,12 @@ def test_boundaries_spend_alpha_exactly_at_any_looks(seed):
                                                                          abs=2e-5)
 
 
+@pytest.mark.parametrize("fractions", [[0.0, 0.5], [0.5, 0.5], [0.6, 0.4]])
+def test_looks_must_be_taken_as_information_grows(fractions):
+    with pytest.raises(ValueError):
+        boundaries(fractions, ALPHA)
+
+
 def test_looks_past_the_plan():
     bounds = boundaries([0.5, 1.2, 1.5], ALPHA)
     assert math.isinf(bounds[2])  # everything was spent at the plan
