@@ -204,7 +204,7 @@ class VariantResult:
     p_value_adjusted: float | None = None
     p_value_sequential: float | None = None
     chance_to_beat_control: float | None = None
-    significant: bool | None = None  # always-valid p-value below alpha (None on the control)
+    significant: bool | None = None  # p_value_sequential below alpha, mSPRT or group-sequential (None on the control)
     mean: float | None = None  # mean metrics: mean per visitor
     std: float | None = None  # mean metrics: sample standard deviation per visitor
     better: bool | None = None  # moved the metric the good way for its direction (None: control, or no difference)
