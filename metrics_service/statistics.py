@@ -282,7 +282,7 @@ class Comparison:
 
 
 def build_readout(control: VariantResult, comparisons: Sequence[Comparison], weights: dict[str, float], alpha: float,
-            direction: Direction = Direction.INCREASE, plan: GroupSequentialPlan | None = None) -> Readout:
+                  direction: Direction = Direction.INCREASE, plan: GroupSequentialPlan | None = None) -> Readout:
     """Holm adjustment, significance (by mSPRT, or group-sequential with a plan), SRM check and
     verdict: the part of a readout shared by conversion and mean metrics."""
     adjusted = holm_adjust([c.result.p_value for c in comparisons])
