@@ -1,5 +1,7 @@
-"""ab_service: sticky variant assignment and feature-toggle configuration."""
+"""ab_service: sticky variant assignment and feature-toggle configuration, schedules and webhook alerts."""
 from __future__ import annotations
+
+import atexit
 
 from flask import Flask
 from sqlalchemy import Engine
@@ -20,8 +22,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     store.init_schema()
     app.extensions["ab_store"] = store
 
-    from ab_service import assign, audit, config, experiments, features, flags
+    from ab_service import assign, audit, config, experiments, features, flags, schedules, webhooks
     from ab_service import openapi as ab_service_openapi
+    from ab_service.jobs import Jobs
 
     app.register_blueprint(openapi_blueprint(ab_service_openapi.spec))
     app.register_blueprint(health_blueprint(lambda: ping(engine)))
@@ -31,6 +34,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(experiments.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(features.bp)
+    app.register_blueprint(schedules.bp)
+    app.register_blueprint(webhooks.bp)
+
+    jobs = Jobs(app, store, settings)
+    app.extensions["ab_jobs"] = jobs
+    if settings.jobs_autostart:
+        jobs.start()
+        atexit.register(jobs.stop)
     return app
 
 

@@ -1,6 +1,7 @@
 """GET/POST /experiments and GET/PATCH /experiments/<key>: experiment definitions and their status."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, g
@@ -12,6 +13,7 @@ from ab_service.schemas import (
     override_problems,
     patch_changes,
     patch_problems,
+    schedule_problems,
     stored_overrides,
 )
 from ab_service.store import current_store as store
@@ -47,6 +49,24 @@ def _check_conflicts(experiment: Experiment) -> None:
              for other, flag in found], code="conflict")
 
 
+def _check_schedule(status: str | None, times: dict[str, Any], new: set[str]) -> None:
+    """400 when the start or stop time being set is in the past, or the stop is not after the start."""
+    start_at, stop_at = (datetime.fromisoformat(times[name]) if times.get(name) else None
+                         for name in ("start_at", "stop_at"))
+    problems = schedule_problems(status, start_at, stop_at, new, datetime.now(UTC))
+    if problems:
+        raise ApiError(400, "invalid schedule: " + ", ".join(p["field"] for p in problems), problems)
+
+
+def check_start(current: dict[str, Any]) -> None:
+    """The checks of a manual start, for the scheduler's start of the stored row `current` (under
+    experiment_changes): InvalidRecord when it does not fit, 400 for overrides that do not fit their
+    flags, 409 when a running experiment overrides the same flags for the same visitors."""
+    experiment = _changed(current, {"status": "running"})
+    _check_overrides(experiment)
+    _check_conflicts(experiment)
+
+
 def _changed(current: dict[str, Any], changes: dict[str, Any]) -> Experiment:
     """The experiment a change leaves; InvalidRecord (400) when it does not fit the record."""
     record = parse_record(ExperimentRecord, "experiment", {**current, **changes}, error=InvalidRecord)
@@ -70,7 +90,9 @@ def get_experiment(key: str):
 @bp.post("/experiments")
 @require_admin
 def create_experiment():
-    data = parse_model(ExperimentIn, json_body(), "experiment").model_dump()
+    body = parse_model(ExperimentIn, json_body(), "experiment")
+    data = body.model_dump()
+    _check_schedule(body.status, data, body.model_fields_set & {"start_at", "stop_at"})
     experiment = Experiment.from_dict(data)
     taken = ApiError(409, f"experiment {experiment.key!r} already exists",
                      [{"field": "key", "message": "already exists"}], code="conflict")
@@ -101,6 +123,7 @@ def update_experiment(key: str):
         if not changes:
             raise ApiError(400, "nothing to change", [{"field": None, "message": "send at least one field"}])
         changed = _changed(current, changes)
+        _check_schedule(changed.status, changed.as_dict(), patch.model_fields_set & {"start_at", "stop_at"})
         if "variants" in changes:
             _check_overrides(changed)
         overridden_before = {flag for overrides in stored_overrides(current.get("variants")).values()

@@ -13,6 +13,11 @@ from ab_service.schemas import (
     FlagIn,
     FlagPatch,
     FlagRecord,
+    FlagSchedule,
+    FlagScheduleIn,
+    Webhook,
+    WebhookCreated,
+    WebhookIn,
 )
 from core.events import MAX_BATCH, MAX_VISITOR_ID
 from core.experiments import STATUSES
@@ -61,6 +66,7 @@ FEATURES = {
                                                                                 "or an experiment"},
     },
 }
+DELETED = {"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}}
 CONFIG = {"type": "object", "additionalProperties": {"type": ["boolean", "string", "number"]}}
 AUDIT = {
     "type": "object",
@@ -70,7 +76,7 @@ AUDIT = {
         "required": ["id", "at", "actor", "entity", "key", "action", "new"],
         "properties": {"id": {"type": "integer"}, "at": {"type": "integer"}, "actor": {"type": "string"},
                        "entity": {"type": "string", "enum": ["flag", "experiment"]}, "key": {"type": "string"},
-                       "action": {"type": "string", "enum": ["create", "update"]}, "old": {}, "new": {}},
+                       "action": {"type": "string", "enum": ["create", "update", "refused"]}, "old": {}, "new": {}},
     }}},
 }
 
@@ -127,13 +133,38 @@ def spec() -> dict[str, Any]:
                                (200, ref("ExperimentRecord")), (400, 404, 409), params=key,
                                body=ref("ExperimentPatch"), secured=True),
         },
+        "/flags/{key}/schedule": {
+            "get": operation("The flag's pending scheduled changes, soonest first",
+                             (200, {"type": "object", "required": ["schedules"],
+                                    "properties": {"schedules": {"type": "array", "items": ref("FlagSchedule")}}}),
+                             (404,), params=key),
+            "post": operation("Schedule a change of the flag's value, off_value, rollout or description at a later "
+                              "time (admin); the scheduler applies it within a minute of `at`, as `scheduler`",
+                              (201, ref("FlagSchedule")), (400, 404), params=key, body=ref("FlagScheduleIn"),
+                              secured=True),
+        },
+        "/flags/{key}/schedule/{schedule_id}": {"delete": operation(
+            "Cancel a pending scheduled change (admin)", (200, DELETED), (404,),
+            params=[path_param("key"), path_param("schedule_id")], secured=True)},
+        "/webhooks": {
+            "get": operation("Every webhook, without its secret, with its deliveries done and pending (admin)",
+                             (200, {"type": "object", "required": ["webhooks"],
+                                    "properties": {"webhooks": {"type": "array", "items": ref("Webhook")}}}),
+                             secured=True),
+            "post": operation("Add a webhook (admin): its URL, the events it receives and the secret its payloads "
+                              "are signed with, answered this once", (201, ref("WebhookCreated")), (400,),
+                              body=ref("WebhookIn"), secured=True),
+        },
+        "/webhooks/{webhook_id}": {"delete": operation(
+            "Remove a webhook and its pending deliveries (admin)", (200, DELETED), (404,),
+            params=[path_param("webhook_id")], secured=True)},
         "/audit": {"get": operation("Every change to flags and experiments, newest first (admin)", (200, ref("Audit")),
                                     (400,), params=[query("limit", {"type": "integer", "minimum": 1,
                                                                     "maximum": 1000})], secured=True)},
     }
     schemas = {"Assignment": ASSIGNMENT, "Config": CONFIG, "Audit": AUDIT, "Features": FEATURES,
                **model_schemas(ExperimentRecord, ExperimentIn, ExperimentPatch, FlagRecord, FlagIn, FlagPatch,
-                               AssignmentIn),
-               **answer_schemas(AssignmentsStored)}
+                               AssignmentIn, FlagScheduleIn, WebhookIn),
+               **answer_schemas(AssignmentsStored, FlagSchedule, Webhook, WebhookCreated)}
     return build_spec("Landing Lab ab_service", "Sticky variant assignment, experiments and feature flags.",
                       paths, schemas, schemes=("adminToken", "ingestKey"))

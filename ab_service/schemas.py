@@ -8,13 +8,17 @@ store writes nothing that does not fit its record model, and reads every row thr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictStr,
     StringConstraints,
     ValidationInfo,
@@ -100,6 +104,18 @@ Seed = Annotated[StrictStr, Field(min_length=1, max_length=128)]
 Description = Annotated[StrictStr, Field(max_length=500)]
 
 
+def iso_time(when: datetime) -> str:
+    """A time as the API writes it: ISO 8601 in UTC, to the millisecond, with a Z."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# A moment with its timezone (an ISO 8601 text with Z or an offset), kept in UTC and written as iso_time.
+Timestamp = Annotated[AwareDatetime, AfterValidator(lambda when: when.astimezone(UTC)),
+                      PlainSerializer(iso_time, return_type=str)]
+START_AT = "when the scheduler starts it (ISO 8601 with a timezone); cleared once carried out or refused"
+STOP_AT = "when the scheduler stops it (ISO 8601 with a timezone, after start_at); cleared once carried out"
+
+
 class ExperimentRecord(BaseModel):
     """An experiment as stored and answered (core.experiments.Experiment once read). The first variant
     is the control."""
@@ -113,6 +129,8 @@ class ExperimentRecord(BaseModel):
     status: Status
     namespace: Namespace | None
     condition: Condition | None
+    start_at: Timestamp | None = None
+    stop_at: Timestamp | None = None
 
 
 class ExperimentIn(Body):
@@ -124,10 +142,12 @@ class ExperimentIn(Body):
     status: Status = "draft"
     namespace: Namespace = None  # omitted: none
     condition: Condition = None  # omitted: none
+    start_at: Timestamp | None = Field(None, description=START_AT)
+    stop_at: Timestamp | None = Field(None, description=STOP_AT)
 
 
 class ExperimentPatch(Body):
-    NULL_REMOVES: ClassVar[frozenset[str]] = frozenset({"namespace", "condition"})
+    NULL_REMOVES: ClassVar[frozenset[str]] = frozenset({"namespace", "condition", "start_at", "stop_at"})
     description: Description = None
     variants: Variants = None
     coverage: Coverage = None
@@ -135,6 +155,23 @@ class ExperimentPatch(Body):
     status: Status = None
     namespace: Namespace | None = Field(None, description="null removes it (draft only)")
     condition: Condition | None = Field(None, description="null removes it (draft only)")
+    start_at: Timestamp | None = Field(None, description=START_AT + "; null cancels it")
+    stop_at: Timestamp | None = Field(None, description=STOP_AT + "; null cancels it")
+
+
+def schedule_problems(status: str | None, start_at: datetime | None, stop_at: datetime | None,
+                      new: set[str], now: datetime) -> list[dict[str, str]]:
+    """The rules of an experiment's schedule: the times being set (`new`) are not in the past, a start
+    is for an experiment that is not running, and the stop comes after the start."""
+    problems = []
+    for name, when in (("start_at", start_at), ("stop_at", stop_at)):
+        if name in new and when is not None and when <= now:
+            problems.append({"field": name, "message": "must be in the future"})
+    if "start_at" in new and start_at is not None and status == "running":
+        problems.append({"field": "start_at", "message": "the experiment is running already"})
+    if start_at is not None and stop_at is not None and stop_at <= start_at:
+        problems.append({"field": "stop_at", "message": "must be after start_at"})
+    return problems
 
 
 def patch_problems(current: dict[str, Any], patch: ExperimentPatch) -> list[dict[str, str]]:
@@ -304,3 +341,64 @@ Assignments = Annotated[list[AssignmentIn], Field(min_length=1, max_length=MAX_B
 
 class AssignmentsStored(BaseModel):
     stored: int = Field(description="how many were new (a visitor's first assignment in an experiment wins)")
+
+
+class FlagScheduleIn(Body):
+    """A change of a flag at a later time (POST /flags/<key>/schedule): `at` and the fields to change."""
+
+    at: Timestamp = Field(description="when the scheduler applies it (ISO 8601 with a timezone, in the future)")
+    value: Any = None
+    off_value: Any = None
+    rollout: Coverage = None
+    description: Description = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"at"})
+
+
+class FlagSchedule(BaseModel):
+    id: str
+    key: str
+    at: str
+    changes: dict[str, Any]
+    created_by: str
+
+
+WEBHOOK_EVENTS = ("experiment.started", "experiment.stopped", "srm.detected", "significance.reached",
+                  "guardrail.breached", "no_data")
+WebhookEvent = Literal[WEBHOOK_EVENTS]  # type: ignore[valid-type]
+
+
+def http_url(url: str) -> str:
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("must be an http or https URL")
+    return url
+
+
+def distinct(items: list[str]) -> list[str]:
+    if len(set(items)) != len(items):
+        raise ValueError("list each event once")
+    return items
+
+
+class WebhookIn(Body):
+    url: Annotated[StrictStr, Field(max_length=2000), AfterValidator(http_url)]
+    events: Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WEBHOOK_EVENTS)),
+                      AfterValidator(distinct)]
+    secret: Annotated[StrictStr, Field(min_length=16, max_length=200, description=(
+        "signs every payload; omitted: one is generated. Answered only by this request"))] = None
+
+
+class Webhook(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    created_at: str
+    created_by: str
+    delivered: int = Field(0, description="deliveries done")
+    pending: int = Field(0, description="deliveries waiting (being retried)")
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="shown this once")

@@ -65,6 +65,8 @@ class Experiment:
     description: str = ""
     namespace: Namespace | None = None
     condition: dict[str, Any] | None = None  # GrowthBook condition over the visitor's attributes
+    start_at: str | None = None  # ISO 8601: when the scheduler starts it (ab_service); None: not scheduled
+    stop_at: str | None = None  # ISO 8601: when the scheduler stops it
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
@@ -81,6 +83,8 @@ class Experiment:
             namespace=Namespace(str(namespace["name"]), float(namespace["start"]), float(namespace["end"]))
             if namespace else None,
             condition=dict(data["condition"]) if data.get("condition") else None,
+            start_at=data.get("start_at"),
+            stop_at=data.get("stop_at"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,6 +98,8 @@ class Experiment:
             "status": self.status,
             "namespace": self.namespace.as_dict() if self.namespace else None,
             "condition": self.condition,
+            "start_at": self.start_at,
+            "stop_at": self.stop_at,
         }
 
     @property

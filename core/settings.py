@@ -66,6 +66,12 @@ class Settings:
     rate_limit_ingest: str = DEFAULT_RATE_LIMIT_INGEST
     # ab_service: the client key of GET /api/features/<client key> (GrowthBook SDKs); empty: no payload served
     growthbook_client_key: str = DEFAULT_CLIENT_KEY
+    jobs_autostart: bool = True  # ab_service: run the scheduler and the webhook sender in each worker
+    jobs_interval_seconds: float = 5.0  # how often they look for due transitions and deliveries
+    alerts_check_seconds: float = 60.0  # how often the running experiments' readouts are checked (all workers)
+    no_data_hours: float = 24.0  # no_data: a running experiment without exposures this long; 0: never
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_backoff_seconds: float = 3600.0
     data_dir: Path = Path("data")
     secret_key: str = ""  # signs the landing service's assignment cookie; unset: one kept in data_dir
     # the dashboard
@@ -98,6 +104,12 @@ class Settings:
             ingest_key=env.get("INGEST_KEY", "").strip(),
             rate_limit_ingest=env.get("RATE_LIMIT_INGEST", DEFAULT_RATE_LIMIT_INGEST),
             growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY", DEFAULT_CLIENT_KEY).strip(),
+            jobs_autostart=_switch("JOBS_AUTOSTART", env.get("JOBS_AUTOSTART", "true")),
+            jobs_interval_seconds=float(env.get("JOBS_INTERVAL_SECONDS", "5")),
+            alerts_check_seconds=float(env.get("ALERTS_CHECK_SECONDS", "60")),
+            no_data_hours=float(env.get("NO_DATA_HOURS", "24")),
+            webhook_timeout_seconds=float(env.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+            webhook_max_backoff_seconds=float(env.get("WEBHOOK_MAX_BACKOFF_SECONDS", "3600")),
             data_dir=data_dir,
             secret_key=env.get("SECRET_KEY", "").strip(),
             landing_url=env.get("LANDING_URL", "http://127.0.0.1:8080").rstrip("/"),

@@ -94,8 +94,9 @@ def assert_matches_rebuild(store) -> None:
 
 def settings_for(service: str, **env: str) -> Settings:
     """A service's settings from the given environment alone: a test's own configuration, which
-    replaces the process environment."""
-    return Settings.from_env(service, environ=env)
+    replaces the process environment. ab_service's background jobs stay off unless asked for: tests
+    run them by calling them."""
+    return Settings.from_env(service, environ={"JOBS_AUTOSTART": "false", **env})
 
 
 @contextmanager

@@ -35,7 +35,8 @@ def stored_assignments(app, experiment):
 def test_create_list_get(ab_client, admin_headers):
     response = create(ab_client, admin_headers)
     assert response.status_code == 201
-    assert response.get_json() == {**HERO, "seed": None, "namespace": None, "condition": None,
+    assert response.get_json() == {**HERO, "seed": None, "namespace": None, "condition": None, "start_at": None,
+                                   "stop_at": None,
                                    "variants": [{**v, "overrides": {}} for v in HERO["variants"]]}
     keys = [e["key"] for e in ab_client.get("/experiments").get_json()["experiments"]]
     assert keys == ["hero", "landing"]

@@ -68,7 +68,8 @@ def test_definition_round_trips_through_its_mapping():
                      {"name": "B", "weight": 0.5, "overrides": {
                          "layout": "split", "hero_headline": "Know what works before you scale it",
                          "hero_lede": "Run A/B tests on your landing page, self-hosted, with results you can trust."}}],
-        "coverage": 1.0, "seed": None, "status": "running", "namespace": None, "condition": None}
+        "coverage": 1.0, "seed": None, "status": "running", "namespace": None, "condition": None,
+        "start_at": None, "stop_at": None}
     targeted = replace(EXPERIMENT, namespace=Namespace("hero", 0.25, 0.5), condition={"returning": True})
     assert Experiment.from_dict(targeted.as_dict()) == targeted
     # a stored row from before overrides, namespaces and conditions
