@@ -73,3 +73,19 @@ HOUR = timedelta(hours=1)
 ])
 def test_schedule_rules(status, start, stop, new, fields):
     assert [p["field"] for p in schedule_problems(status, start, stop, new, NOW)] == fields
+
+
+def test_the_readme_verification_snippet_accepts_what_the_sender_signs():
+    import re
+    import time
+
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    [snippet] = [block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "def verify" in block]
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - the README's own example
+    now = int(time.time())
+    assert namespace["verify"](SECRET, BODY, sign(SECRET, BODY, now))
+    assert not namespace["verify"](SECRET, BODY + b"x", sign(SECRET, BODY, now))
+    assert not namespace["verify"](SECRET, BODY, sign(SECRET, BODY, now - 600))
