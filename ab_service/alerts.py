@@ -17,8 +17,6 @@ alert's id, the same in every attempt).
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,33 +30,12 @@ from core.db import now_millis
 from core.events import from_millis
 from core.experiments import Experiment
 from core.http import bearer
+from core.webhooks import EVENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "Landing-Lab-Signature"
-EVENT_HEADER = "Landing-Lab-Event"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-SIGNATURE_TOLERANCE_SECONDS = 300  # how old a signed timestamp a receiver should accept
 FIRST_RETRY_SECONDS = 5  # then 10, 20, 40, ... up to WEBHOOK_MAX_BACKOFF_SECONDS
 DELIVERIES_PER_TICK = 50
-
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the secret>`."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify(secret: str, body: bytes, header: str, now: float, tolerance: int = SIGNATURE_TOLERANCE_SECONDS) -> bool:
-    """Whether the header signs the body with the secret, at a time within tolerance of now."""
-    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    try:
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs(now - timestamp) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, body, timestamp), f"t={timestamp},v1={parts.get('v1', '')}")
 
 
 def retry_delay_seconds(attempts: int, cap: float) -> float:

@@ -39,6 +39,7 @@ from core.experiments import (
 from core.flags import FLAG_TYPES, MAX_ALLOWED, allowed_problem, value_problem
 from core.keys import Key
 from core.validation import Body, Query
+from core.webhooks import EVENTS as WEBHOOK_EVENTS
 
 # Which status an experiment may move to from each status (staying put is always allowed).
 TRANSITIONS: dict[str, set[str]] = {
@@ -364,8 +365,6 @@ class FlagSchedule(BaseModel):
     created_by: str
 
 
-WEBHOOK_EVENTS = ("experiment.started", "experiment.stopped", "srm.detected", "significance.reached",
-                  "guardrail.breached", "no_data")
 WebhookEvent = Literal[WEBHOOK_EVENTS]  # type: ignore[valid-type]
 
 

@@ -101,7 +101,17 @@ class Api:
                 raise
             return False
 
-    def _write(self, method: str, path: str, body: dict[str, Any]) -> Any:
+    def webhooks(self) -> list[dict[str, Any]]:
+        return request_json("ab_service", "GET", self._ab("/webhooks"), self.token)["webhooks"]
+
+    def create_webhook(self, webhook: dict[str, Any]) -> dict[str, Any]:
+        """The webhook as created, with its secret (answered this once)."""
+        return self._write("POST", "/webhooks", webhook)
+
+    def delete_webhook(self, webhook_id: str) -> dict[str, Any]:
+        return self._write("DELETE", f"/webhooks/{webhook_id}")
+
+    def _write(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         result = request_json("ab_service", method, self._ab(path), self.token, json=body)
         cached_get.clear()
         return result

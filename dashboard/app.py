@@ -25,6 +25,7 @@ PAGES = [
     st.Page("views/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
     st.Page("views/flags.py", title="Feature toggles", icon=":material/toggle_on:", url_path="toggles"),
     st.Page("views/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
+    st.Page("views/webhooks.py", title="Webhooks", icon=":material/webhook:", url_path="webhooks"),
 ]
 TOKEN_HINT = "The token is in data/admin_token (make run writes it there)."
 LOGO, ICON = Path(__file__).with_name("logo.svg"), Path(__file__).with_name("icon.svg")  # served by the dashboard

@@ -163,6 +163,7 @@ VIEW_PAGES = {
     "Experiments": "views/experiments.py",
     "Feature toggles": "views/flags.py",
     "Audit log": "views/audit.py",
+    "Webhooks": "views/webhooks.py",
 }
 
 

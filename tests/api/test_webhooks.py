@@ -8,9 +8,10 @@ import time
 import pytest
 from flask import Flask, request
 
-from ab_service.alerts import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, ReadoutCheck, Sender, verify
+from ab_service.alerts import ReadoutCheck, Sender
 from core.db import now_millis
 from core.http import make_session
+from core.webhooks import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from tests.helpers import LiveServer
 
 VARIANTS = [{"name": "A", "weight": 0.5}, {"name": "B", "weight": 0.5}]

@@ -12,7 +12,7 @@ import pytest
 import requests
 from flask import Flask, request
 
-from ab_service.alerts import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
+from core.webhooks import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from harness.processes import ADMIN_TOKEN, base_env, flask_service, wait_for
 from tests.helpers import LiveServer
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ab_service.alerts import guardrail_alerts, readout_alerts, retry_delay_seconds, sign, verify
+from ab_service.alerts import guardrail_alerts, readout_alerts, retry_delay_seconds
 from ab_service.schemas import schedule_problems
+from core.webhooks import sign, verify
 
 SECRET = "whsec_test_secret_value"
 BODY = b'{"id":"1","event":"srm.detected"}'
