@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote
 
@@ -144,3 +145,21 @@ def supports_content(experiments: Sequence[Mapping[str, Any]]) -> bool:
     """Whether ab_service serves variant overrides, namespaces and conditions (older ones do not)."""
     return bool(experiments) and all("overrides" in v for e in experiments for v in e["variants"]) and all(
         "namespace" in e and "condition" in e for e in experiments)
+
+
+def schedule_iso(day: date, clock: time) -> str:
+    """A day and a time of day in UTC, as ab_service takes a start_at or stop_at."""
+    return datetime.combine(day, clock.replace(tzinfo=None), tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def schedule_parts(iso: str | None, default: datetime) -> tuple[date, time]:
+    """The UTC day and time of day of a start_at or stop_at as ab_service answers it (default: none set)."""
+    when = datetime.fromisoformat(iso).astimezone(UTC) if iso else default
+    return when.date(), when.time().replace(second=0, microsecond=0)
+
+
+def schedule_text(experiment: Mapping[str, Any]) -> str:
+    """"starts 2026-12-01 09:00 UTC · stops ..." for the experiments table; empty when nothing is scheduled."""
+    parts = [f"{word} {datetime.fromisoformat(experiment[field]).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+             for field, word in (("start_at", "starts"), ("stop_at", "stops")) if experiment.get(field)]
+    return " · ".join(parts)

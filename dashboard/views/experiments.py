@@ -5,6 +5,7 @@ After every write the page reruns, so the list, the headings and the prompts sho
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -146,6 +147,31 @@ def _targeting_inputs(prefix: str, experiment: dict[str, Any] | None, editable: 
     return None if problem else {"namespace": chosen_namespace, "condition": parsed}
 
 
+def _schedule_inputs(prefix: str, experiment: dict[str, Any] | None) -> dict[str, str | None]:
+    """When the scheduler starts and stops it (UTC), each with its checkbox: {"start_at", "stop_at"} as
+    ab_service takes them, None for a time not set (in an edit: cancelled)."""
+    status = (experiment or {}).get("status", "draft")
+    soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    chosen: dict[str, str | None] = {}
+    for field, label, default in (("start_at", "Start", soon), ("stop_at", "Stop", soon + timedelta(days=14))):
+        current = (experiment or {}).get(field)
+        st.session_state.setdefault(f"{prefix}_{field}_on", bool(current))
+        possible = current or (status != "running" if field == "start_at" else status != "stopped")
+        on = st.checkbox(f"{label} automatically at a set time (UTC)", key=f"{prefix}_{field}_on",
+                         disabled=not possible)
+        chosen[field] = None
+        if on:
+            day, clock = editing.schedule_parts(current, default)
+            st.session_state.setdefault(f"{prefix}_{field}_day", day)
+            st.session_state.setdefault(f"{prefix}_{field}_time", clock)
+            left, right = st.columns(2)
+            day = left.date_input(f"{label} date (UTC)", key=f"{prefix}_{field}_day")
+            clock = right.time_input(f"{label} time (UTC)", key=f"{prefix}_{field}_time", step=300)
+            chosen[field] = editing.schedule_iso(day, clock)
+        _field_error(prefix, field)
+    return chosen
+
+
 def _create(api: Api, flags: list[dict[str, Any]] | None, content: bool) -> None:
     expanded = bool(st.session_state.get(ERRORS_KEY, {}).get("new"))
     with st.container(key="new_experiment"), st.expander("New experiment", expanded=expanded):
@@ -160,7 +186,10 @@ def _create(api: Api, flags: list[dict[str, Any]] | None, content: bool) -> None
         defaults = [{"name": chr(ord("A") + i), "weight": w} for i, w in enumerate(editing.equal_shares(count))]
         variants = _variant_inputs("new", defaults, names_fixed=False)
         coverage = st.slider("Coverage (% of eligible visitors)", 0, 100, 100, key="new_coverage") / 100
-        body: dict[str, Any] = {"key": key, "description": description, "coverage": coverage, "status": "draft"}
+        st.subheader("Schedule", anchor=False)
+        times = _schedule_inputs("new", None)
+        body: dict[str, Any] = {"key": key, "description": description, "coverage": coverage, "status": "draft",
+                                **{field: when for field, when in times.items() if when is not None}}
         targeting: dict[str, Any] | None = {}
         if content and flags is not None:
             st.subheader("What each variant shows", anchor=False)
@@ -248,6 +277,8 @@ def _edit(api: Api, experiment: dict[str, Any], flags: list[dict[str, Any]] | No
             changes.update(targeting)
         _previews(experiment)
     changes.update({"variants": variants, "coverage": coverage})
+    times = _schedule_inputs(prefix, experiment)
+    changes.update({field: when for field, when in times.items() if when != _minute(experiment.get(field))})
     invalid = bool(editing.variants_problem(variants) or targeting is None)
     if not content:
         changes["variants"] = [{"name": v["name"], "weight": v["weight"]} for v in variants]
@@ -269,13 +300,18 @@ def _edit(api: Api, experiment: dict[str, Any], flags: list[dict[str, Any]] | No
     _status_controls(api, experiment)
 
 
+def _minute(iso: str | None) -> str | None:
+    """A stored time as the inputs would send it back (to the minute), so an unchanged one is no change."""
+    return editing.schedule_iso(*editing.schedule_parts(iso, datetime.now(UTC))) if iso else None
+
+
 def _table(experiments: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(
         [{"Experiment": e["key"], "Status": e["status"], "Coverage": percent(e["coverage"], 0),
           "Variants": editing.variants_text(e["variants"]),
           "Changes": ", ".join(sorted({k for v in e["variants"] for k in (v.get("overrides") or {})})),
-          "Description": e["description"]} for e in experiments],
-        columns=["Experiment", "Status", "Coverage", "Variants", "Changes", "Description"],
+          "Scheduled": editing.schedule_text(e), "Description": e["description"]} for e in experiments],
+        columns=["Experiment", "Status", "Coverage", "Variants", "Changes", "Scheduled", "Description"],
     )
 
 

@@ -122,3 +122,17 @@ def test_the_browser_id_cookie_is_set_once_http_only_and_strict():
     assert call(BrowserIdMiddleware, [(b"cookie", f"{COOKIE}={value}".encode())]) == {}
     assert "set-cookie" in call(BrowserIdMiddleware, [(b"cookie", f"{COOKIE}=forged".encode())])
     assert "Secure" in call(BrowserIdMiddleware, [(b"x-forwarded-proto", b"https")])["set-cookie"]
+
+
+def test_schedule_times_are_utc_both_ways():
+    from datetime import UTC, date, datetime, time
+
+    from dashboard.editing import schedule_iso, schedule_parts, schedule_text
+
+    assert schedule_iso(date(2030, 5, 1), time(9, 30)) == "2030-05-01T09:30:00Z"
+    assert schedule_parts("2030-05-01T11:30:15.250+02:00", datetime.now(UTC)) == (date(2030, 5, 1), time(9, 30))
+    default = datetime(2031, 1, 2, 3, 4, tzinfo=UTC)
+    assert schedule_parts(None, default) == (date(2031, 1, 2), time(3, 4))
+    assert schedule_text({"start_at": "2030-05-01T09:30:00.000Z", "stop_at": None}) == "starts 2030-05-01 09:30 UTC"
+    assert schedule_text({"start_at": None, "stop_at": "2030-05-08T18:00:00.000Z"}) == "stops 2030-05-08 18:00 UTC"
+    assert schedule_text({"key": "x"}) == ""
