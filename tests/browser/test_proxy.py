@@ -9,7 +9,8 @@ from tests.helpers import require_nginx
 
 pytestmark = pytest.mark.browser
 
-VIEWS = ["Overview", "Experiment results", "Stats", "Explore", "Experiments", "Feature toggles", "Audit log"]
+VIEWS = ["Overview", "Experiment results", "Stats", "Explore", "Experiments", "Feature toggles", "Audit log",
+         "Webhooks"]
 # Chromium reports a CSP violation on the console too; this names the directive whatever the wording.
 REPORT_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation",
