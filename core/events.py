@@ -13,6 +13,7 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from core.experiments import DEFAULT_EXPERIMENT
@@ -41,6 +42,35 @@ EXPERIMENT_EVENT_NAMESPACE = uuid.UUID("3d0f6c52-97a1-5b8e-a4c6-2f1e7b9d0c83")
 def experiment_event_id(base_event_id: str, experiment: str) -> str:
     """The id of an action's event in one experiment: the same for a retried action, so it is stored once."""
     return str(uuid.uuid5(EXPERIMENT_EVENT_NAMESPACE, f"{base_event_id}:{experiment}"))
+
+
+# The visitor context an exposure carries (see landing.context.exposure_context): low-cardinality
+# words only, each at most MAX_DIMENSION_VALUE characters. The order is the stored columns' order.
+DIMENSIONS = ("device", "browser", "os", "utm_source", "utm_medium", "utm_campaign", "referrer_host", "path",
+              "country")
+Dimension = Literal[DIMENSIONS]  # type: ignore[valid-type]
+MAX_DIMENSION_VALUE = 64
+DimensionValue = Annotated[StrictStr, Field(min_length=1, max_length=MAX_DIMENSION_VALUE, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class Context(Body):
+    """Where an exposed visitor came from and what they use, as the landing page derived it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: DimensionValue = None
+    browser: DimensionValue = None
+    os: DimensionValue = None
+    utm_source: DimensionValue = None
+    utm_medium: DimensionValue = None
+    utm_campaign: DimensionValue = None
+    referrer_host: DimensionValue = None
+    path: DimensionValue = None
+    country: DimensionValue = None
+
+    def values(self) -> tuple[str | None, ...]:
+        """The values in DIMENSIONS order (None: not known)."""
+        return tuple(getattr(self, name) for name in DIMENSIONS)
 
 
 def _depth(value: Any) -> int:
@@ -93,6 +123,13 @@ class Event(Body):
     forced: bool = False  # a QA override (?force_variant=): stored, but left out of stats
     in_experiment: bool = True  # false for visitors outside the experiment's coverage: left out of stats
     bot: bool = False  # sent by a known crawler: stored, but left out of stats
+    context: Context = None  # on an exposure (page_view) only: the visitor's segments (see DIMENSIONS)
+
+    @model_validator(mode="after")
+    def _context_on_exposure(self) -> Event:
+        if self.context is not None and self.event_type != EXPOSURE:
+            raise ValueError(f"context is sent with {EXPOSURE} events only")
+        return self
 
 
 _EVENT_LIST = TypeAdapter(list[Event])

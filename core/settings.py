@@ -17,6 +17,7 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 # batch of up to 500 events, so this lets through 10,000 events/s, more than one worker stores.
 DEFAULT_RATE_LIMIT_INGEST = "1200/minute"
 DEFAULT_CLIENT_KEY = "sdk-landing-lab"
+DEFAULT_SEGMENT_VALUES = 200
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -58,12 +59,14 @@ class Settings:
     rate_limit_ip: str = "600/minute"
     rate_limit_storage_uri: str = ""  # where limits are counted; empty: the service's own database
     proxy_hops: int = 0
+    geoip_database: str = ""  # a MaxMind-format country database file; empty: no country in exposure contexts
     refresh_seconds: float = 1.0  # how often flags and experiments are fetched from ab_service; 0: never by itself
     outbox_autostart: bool = True  # deliver queued events from a background thread
     outbox_interval_seconds: float = 0.5
     outbox_max_backoff: float = 10.0
     ingest_key: str = ""  # what POST /events and POST /assignments require; what the landing service sends
     rate_limit_ingest: str = DEFAULT_RATE_LIMIT_INGEST
+    segment_values: int = DEFAULT_SEGMENT_VALUES  # distinct values kept per context dimension, then "(other)"
     # ab_service: the client key of GET /api/features/<client key> (GrowthBook SDKs); empty: no payload served
     growthbook_client_key: str = DEFAULT_CLIENT_KEY
     jobs_autostart: bool = True  # ab_service: run the scheduler and the webhook sender in each worker
@@ -97,12 +100,14 @@ class Settings:
             rate_limit_ip=env.get("RATE_LIMIT_IP", "600/minute"),
             rate_limit_storage_uri=env.get("RATE_LIMIT_STORAGE_URI", ""),
             proxy_hops=int(env.get("TRUSTED_PROXY_HOPS", "0")),
+            geoip_database=env.get("GEOIP_DATABASE", "").strip(),
             refresh_seconds=float(env.get("REFRESH_SECONDS", "1")),
             outbox_autostart=_switch("OUTBOX_AUTOSTART", env.get("OUTBOX_AUTOSTART", "true")),
             outbox_interval_seconds=float(env.get("OUTBOX_INTERVAL_SECONDS", "0.5")),
             outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
             ingest_key=env.get("INGEST_KEY", "").strip(),
             rate_limit_ingest=env.get("RATE_LIMIT_INGEST", DEFAULT_RATE_LIMIT_INGEST),
+            segment_values=int(env.get("SEGMENT_VALUES", DEFAULT_SEGMENT_VALUES)),
             growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY", DEFAULT_CLIENT_KEY).strip(),
             jobs_autostart=_switch("JOBS_AUTOSTART", env.get("JOBS_AUTOSTART", "true")),
             jobs_interval_seconds=float(env.get("JOBS_INTERVAL_SECONDS", "5")),

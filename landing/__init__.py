@@ -14,6 +14,7 @@ from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
 from landing.definitions import Refresher
+from landing.geo import Countries
 from landing.outbox import ASSIGNMENTS, EVENTS, Destination, Outbox
 from landing.sticky import StickyCookie, load_secret
 from landing.store import init_schema
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["rate_limits"] = RateLimits({"visitor": settings.rate_limit_visitor, "ip": settings.rate_limit_ip},
                                                settings.rate_limit_storage_uri or settings.database_url)
     app.extensions["sticky"] = StickyCookie(load_secret(settings.secret_key, settings.data_dir))
+    app.extensions["countries"] = Countries(settings.geoip_database)
 
     engine = make_engine(settings.database_url)
     init_schema(engine)

@@ -6,6 +6,7 @@ short lower-case words. Pure functions: the view passes in what it read from the
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from functools import lru_cache
@@ -72,3 +73,38 @@ def visitor_attributes(visitor_id: str, returning: bool, user_agent: str | None,
     if host:
         attributes["referrer_host"] = host
     return attributes
+
+
+# A stored dimension value is a short word: letters, digits, spaces and ._+- (a URL, an e-mail address or
+# anything with a slash, colon, @, ? or = in it is not one, and is dropped).
+_WORD = re.compile(r"^[a-z0-9][a-z0-9 ._+-]*$", re.IGNORECASE)
+_PATH = re.compile(r"^/[a-z0-9/._-]*$", re.IGNORECASE)
+
+
+def word(value: str | None) -> str | None:
+    """value when it is a short word (see _WORD), else None."""
+    return value if value and len(value) <= MAX_VALUE and _WORD.match(value) else None
+
+
+def _site_host(host: str | None) -> str | None:
+    """A referring host name; an address (IPv4 or IPv6) is not kept."""
+    if not host:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return word(host)
+    return None
+
+
+def exposure_context(attributes: Mapping[str, Any], country: str | None = None) -> dict[str, str]:
+    """The context an exposure event carries (core.events.Context), from the page view's attributes:
+    device, browser and OS families, utm_* words, the referrer's host name, the page's path and the
+    country. Anything that is not a short word is left out; the User-Agent, the address, the full
+    referrer and the query string are never part of it."""
+    context = {name: word(attributes.get(name)) for name in ("device", "browser", "os", *UTM_FIELDS)}
+    context["referrer_host"] = _site_host(attributes.get("referrer_host"))
+    path = attributes.get("path")
+    context["path"] = path if isinstance(path, str) and _PATH.match(path) else None
+    context["country"] = country
+    return {name: value for name, value in context.items() if value}

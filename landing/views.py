@@ -20,7 +20,7 @@ from core.ratelimit import RateLimited
 from core.web import ApiError, json_body
 from landing import sticky
 from landing.bots import is_bot
-from landing.context import visitor_attributes
+from landing.context import exposure_context, visitor_attributes
 from landing.definitions import Definitions
 from landing.visit import Visit, converted, forced_spec, page, parse_forced, record_under
 
@@ -88,7 +88,7 @@ def _assignment_rows(visitor_id: str, new: Mapping[str, str]) -> list[dict[str, 
 
 
 def _events(visitor_id: str, experiments: Mapping[str, str], event_type: str, base: str, forced: bool,
-            properties: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            properties: dict[str, Any] | None = None, context: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One event per experiment, validated with the shared schema. Each id is derived from the action's
     id and the experiment, so a retried request stores each event once. Events carry the time of the
     visit, so they keep it however late they are delivered."""
@@ -96,22 +96,29 @@ def _events(visitor_id: str, experiments: Mapping[str, str], event_type: str, ba
     bot = is_bot(request.headers.get("User-Agent"))
     events = [{"event_id": experiment_event_id(base, experiment), "timestamp": now, "visitor_id": visitor_id,
                "experiment": experiment, "variant": variant, "event_type": event_type, "forced": forced,
-               "bot": bot, **({"properties": properties} if properties else {})}
+               "bot": bot, **({"properties": properties} if properties else {}),
+               **({"context": context} if context else {})}
               for experiment, variant in sorted(experiments.items())]
     return [event.model_dump(mode="json", exclude_none=True) for event in parse_events(events)]
 
 
 def _record(visitor_id: str, experiments: Mapping[str, str], event_type: str, action_id: str | None = None,
             forced: bool = False, properties: dict[str, Any] | None = None,
-            new: Mapping[str, str] | None = None) -> None:
+            new: Mapping[str, str] | None = None, context: dict[str, str] | None = None) -> None:
     """Commit the action's events (and the visitor's new assignments, for ab_service) to the outbox."""
-    events = _events(visitor_id, experiments, event_type, action_id or str(uuid.uuid4()), forced, properties)
+    events = _events(visitor_id, experiments, event_type, action_id or str(uuid.uuid4()), forced, properties,
+                     context)
     current_app.extensions["outbox"].enqueue(events, _assignment_rows(visitor_id, new or {}))
 
 
-def _visit(visitor_id: str, returning: bool, definitions: Definitions, forced: Mapping[str, str]) -> Visit:
-    attributes = visitor_attributes(visitor_id, returning, request.headers.get("User-Agent"), request.args,
-                                    request.referrer, request.path)
+def _attributes(visitor_id: str, returning: bool) -> dict[str, Any]:
+    return visitor_attributes(visitor_id, returning, request.headers.get("User-Agent"), request.args,
+                              request.referrer, request.path)
+
+
+def _visit(visitor_id: str, returning: bool, definitions: Definitions, forced: Mapping[str, str],
+           attributes: dict[str, Any] | None = None) -> Visit:
+    attributes = attributes or _attributes(visitor_id, returning)
     return page(definitions, attributes, _cookie_assignments(), forced)
 
 
@@ -140,10 +147,13 @@ def _render(visitor_id: str, visit: Visit, status: int = 200, signed_up: bool = 
 def index():
     visitor_id, new_visitor = _visitor_id()
     definitions = _definitions()
+    attributes = _attributes(visitor_id, not new_visitor)
     visit = _visit(visitor_id, not new_visitor, definitions,
-                   parse_forced(request.args.get("force_variant"), definitions))
+                   parse_forced(request.args.get("force_variant"), definitions), attributes)
+    # The exposure carries the visitor's context (device, source, campaign...): derived words only.
+    context = exposure_context(attributes, current_app.extensions["countries"].country(request.remote_addr))
     _record(visitor_id, visit.recorded_under, "page_view", forced=bool(visit.forced), properties={"path": "/"},
-            new=visit.new)
+            new=visit.new, context=context)
     return _render(visitor_id, visit, signed_up=request.args.get("signed_up") == "1")
 
 

@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["rate_limits"] = RateLimits({"ingest": settings.rate_limit_ingest},
                                                settings.rate_limit_storage_uri or "memory://")
     engine = make_engine(settings.database_url)
-    store = MetricsStore(engine)
+    store = MetricsStore(engine, segment_limit=settings.segment_values)
     store.init_schema()
     app.extensions["metrics_store"] = store
 

@@ -6,6 +6,10 @@
 - agg_cohorts:     visitors per (experiment, variant, cohort hour = hour of first event, mask)
 - visitor_periods: which (visitor, event type or "*", hour or day) pairs have been seen
 - agg_active:      distinct visitors per (experiment, variant, event type or "*", hour or day)
+- visitor_context: per (experiment, variant, visitor): the context (device, utm_source, ... see
+                   core.events.DIMENSIONS) of their earliest exposure (by time, then event id)
+- agg_segments:    visitors per (experiment, variant, dimension, value, cohort hour, mask): agg_cohorts
+                   per segment, for the visitors with a context ("(none)" where a dimension has no value)
 
 The per-visitor tables (and so agg_cohorts and agg_active) also keep each visitor once across
 experiments, under experiment "*": per variant (experiment "*", the variant) and, for the states and
@@ -38,7 +42,7 @@ from sqlalchemy import (
 )
 
 from core.db import find_rows, insert_new, insert_rows, upsert_rows
-from core.events import EVENT_BITS
+from core.events import DIMENSIONS, EVENT_BITS, EXPOSURE
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ PERIODS = {"h": HOUR_MS, "d": DAY_MS}
 ANY_TYPE = "*"
 COUNTABLE_MS = (0, 253_402_300_799_999)  # 1970 up to the last millisecond a datetime can hold (9999)
 ANY = "*"  # every experiment, every variant
+NONE = "(none)"  # a segment's value where the exposure's context has none (no utm_source: direct traffic...)
 
 
 def event_deltas(rows: Iterable[Any]) -> Counter:
@@ -93,6 +98,57 @@ def cohort_deltas(old: dict[tuple, tuple[int, int]], batch: dict[tuple, tuple[in
     return deltas, changed
 
 
+class Exposure(NamedTuple):
+    """A newly stored, counted exposure with a context: its values in DIMENSIONS order (None: none)."""
+
+    experiment: str
+    variant: str
+    visitor_id: str
+    ts: int
+    event_id: str
+    values: tuple[str | None, ...]
+
+
+def earliest_contexts(exposures: Iterable[Exposure]) -> dict[tuple, tuple]:
+    """Per (experiment, variant, visitor), and across experiments as the per-visitor tables keep
+    them, the (time, event id, values) of the batch's earliest exposure (pure)."""
+    earliest: dict[tuple, tuple] = {}
+    for x in exposures:
+        context = (x.ts, x.event_id, x.values)
+        for key in ((x.experiment, x.variant, x.visitor_id), (ANY, x.variant, x.visitor_id), (ANY, ANY, x.visitor_id)):
+            before = earliest.get(key)
+            if before is None or context[:2] < before[:2]:
+                earliest[key] = context
+    return earliest
+
+
+def segment_deltas(old_states: dict[tuple, tuple[int, int]], new_states: dict[tuple, tuple[int, int]],
+                   old_contexts: dict[tuple, tuple], batch_contexts: dict[tuple, tuple]
+                   ) -> tuple[dict[tuple, tuple], Counter]:
+    """The contexts to store (those the batch makes earlier or gives for the first time) and the moves
+    in agg_segments: a visitor leaves the segments of their old (state, context) and enters those of
+    the new one (pure)."""
+    store: dict[tuple, tuple] = {}
+    deltas: Counter = Counter()
+    for key in set(new_states) | set(batch_contexts):
+        before_context = after_context = old_contexts.get(key)
+        candidate = batch_contexts.get(key)
+        if candidate is not None and (before_context is None or candidate[:2] < before_context[:2]):
+            after_context = store[key] = candidate
+        before_state = old_states.get(key)
+        after_state = new_states.get(key, before_state)
+        if before_context == after_context and before_state == after_state:
+            continue
+        experiment, variant, _ = key
+        for state, context, sign in ((before_state, before_context, -1), (after_state, after_context, 1)):
+            if state is None or context is None:
+                continue
+            hour = bucket_start(state[0], HOUR_MS)
+            for dimension, value in zip(DIMENSIONS, context[2], strict=True):
+                deltas[(experiment, variant, dimension, value or NONE, hour, state[1])] += sign
+    return store, deltas
+
+
 class Counted(NamedTuple):
     """A newly stored event that counts (not excluded): what the aggregates are made of (the
     fields of core.events.EventRow that matter, in the same order)."""
@@ -130,10 +186,20 @@ class Aggregates:
         self.agg_active = Table("agg_active", metadata, *keyed(
             Column("event_type", String(32), primary_key=True), Column("kind", String(1), primary_key=True),
             Column("period", BigInteger, primary_key=True), Column("visitors", BigInteger, nullable=False)))
-        self.tables = (self.agg_events, self.visitor_state, self.agg_cohorts, self.visitor_periods, self.agg_active)
+        self.visitor_context = Table("visitor_context", metadata, *keyed(
+            Column("visitor_id", String(128), primary_key=True), Column("exposed_ts", BigInteger, nullable=False),
+            Column("event_id", String(36), nullable=False),
+            *(Column(name, String(64), nullable=True) for name in DIMENSIONS)), sqlite_with_rowid=False)
+        self.agg_segments = Table("agg_segments", metadata, *keyed(
+            Column("dimension", String(32), primary_key=True), Column("value", String(64), primary_key=True),
+            Column("cohort_hour", BigInteger, primary_key=True), Column("mask", Integer, primary_key=True),
+            Column("visitors", BigInteger, nullable=False)))
+        self.tables = (self.agg_events, self.visitor_state, self.agg_cohorts, self.visitor_periods, self.agg_active,
+                       self.visitor_context, self.agg_segments)
         # the columns of the rows the hot path writes, in order
         self.state_columns = tuple(self.visitor_state.c.keys())  # experiment, variant, visitor_id, first_ts, mask
         self.period_columns = tuple(self.visitor_periods.c.keys())  # experiment .. visitor_id, event_type, kind, period
+        self.context_columns = tuple(self.visitor_context.c.keys())  # experiment .. exposed_ts, event_id, dimensions
 
     @staticmethod
     def _add(conn: Connection, table: Table, keys: Sequence[str], value: str, deltas: Counter) -> None:
@@ -141,9 +207,11 @@ class Aggregates:
         rows = [(*k, d) for k, d in sorted(deltas.items()) if d]
         upsert_rows(conn, table.name, (*keys, value), keys, rows, f"{value} = {table.name}.{value} + excluded.{value}")
 
-    def apply(self, conn: Connection, rows: Sequence[Counted], known: Known) -> Callable[[], None]:
-        """Fold newly stored, counted events into every aggregate (inside the ingest transaction).
-        Returns what to call once the transaction has committed (it remembers the rows written)."""
+    def apply(self, conn: Connection, rows: Sequence[Counted], known: Known,
+              exposures: Sequence[Exposure] = ()) -> Callable[[], None]:
+        """Fold newly stored, counted events (and the contexts of the exposures among them) into every
+        aggregate (inside the ingest transaction). Returns what to call once the transaction has
+        committed (it remembers the rows written)."""
         if not rows:
             return lambda: None
         self._add(conn, self.agg_events, ("experiment", "variant", "event_type", "hour"), "events",
@@ -153,7 +221,10 @@ class Aggregates:
         # below are written by one instance at a time per visitor. A visitor's rows across
         # experiments gather their rows in each, so they change only where one of those changes: a
         # batch that changes nothing the worker knows of needs no look-up of them either.
-        batch = known.unknown_states(batch_states(rows))
+        states = batch_states(rows)
+        batch = known.unknown_states(states)
+        # a visitor whose context may change needs their state, whatever the memory says
+        batch.update({key: states[key] for key in {x[:3] for x in exposures}})
         batch.update(widen(batch))
         old = self._lock_states(conn, sorted(batch))
         deltas, changed = cohort_deltas(old, batch)
@@ -161,6 +232,7 @@ class Aggregates:
                     [(*k, first, mask) for k, (first, mask) in sorted(changed.items())],
                     "first_ts = excluded.first_ts, mask = excluded.mask")
         self._add(conn, self.agg_cohorts, ("experiment", "variant", "cohort_hour", "mask"), "visitors", deltas)
+        self._segments(conn, old, changed, earliest_contexts(exposures))
 
         # A visitor with no counted event before this batch has no period rows yet: theirs are
         # all new and need no look-up. Everyone else's go through insert_new.
@@ -182,6 +254,22 @@ class Aggregates:
 
         return remember
 
+    def _segments(self, conn: Connection, old: dict[tuple, tuple[int, int]], changed: dict[tuple, tuple[int, int]],
+                  batch_contexts: dict[tuple, tuple]) -> None:
+        """Move the visitors whose state or context changed between segments (under the visitors' locks)."""
+        keys = sorted(set(changed) | set(batch_contexts))
+        if not keys:
+            return
+        columns = self.context_columns
+        old_contexts = {tuple(row[:3]): (row[3], row[4], tuple(row[5:]))
+                        for row in find_rows(conn, self.visitor_context.name, columns[:3], columns, keys)}
+        store, deltas = segment_deltas(old, changed, old_contexts, batch_contexts)
+        upsert_rows(conn, self.visitor_context.name, columns, columns[:3],
+                    [(*key, ts, event_id, *values) for key, (ts, event_id, values) in sorted(store.items())],
+                    ", ".join(f"{name} = excluded.{name}" for name in columns[3:]))
+        self._add(conn, self.agg_segments, ("experiment", "variant", "dimension", "value", "cohort_hour", "mask"),
+                  "visitors", deltas)
+
     def _lock_states(self, conn: Connection, keys: list[tuple]) -> dict[tuple, tuple[int, int]]:
         """The stored states of these visitors (the keys hold each visitor's (ANY, ANY) row). On
         PostgreSQL each visitor's (ANY, ANY) row is created if missing (mask 0: nothing counted yet)
@@ -196,9 +284,11 @@ class Aggregates:
         found = find_rows(conn, table, columns[:3], columns, keys)
         return {(e, v, vid): (first, mask) for e, v, vid, first, mask in found if mask}
 
-    def rebuild(self, conn: Connection, events: Table) -> None:
-        """Recompute every aggregate from the raw events (bulk loads, migrations, consistency checks)."""
-        for table in self.tables:
+    def rebuild(self, conn: Connection, events: Table, contexts: Table | None = None) -> None:
+        """Recompute every aggregate from the raw events and their contexts (bulk loads, migrations,
+        consistency checks). Without `contexts` (migrations from before segments) the segment tables
+        are left alone."""
+        for table in self.tables if contexts is not None else self.tables[:-2]:
             conn.execute(delete(table))
         # What ingest would count: rows written some other way (by hand, by another version) with an
         # unknown event type, a time before 1970 or past year 9999, or "*" (ANY) for an experiment or
@@ -241,6 +331,36 @@ class Aggregates:
                    func.count())
             .group_by(periods.c.experiment, periods.c.variant, periods.c.event_type, periods.c.kind,
                       periods.c.period)))
+        if contexts is not None:
+            self._rebuild_segments(conn, events, contexts, counted)
+
+    def _rebuild_segments(self, conn: Connection, events: Table, contexts: Table, counted) -> None:
+        """visitor_context: each visitor's earliest counted exposure with a context, per level;
+        agg_segments: the visitor states joined with them, per dimension."""
+        exposed = and_(counted, events.c.event_type == EXPOSURE)
+        levels = ([events.c.experiment, events.c.variant], [events.c.variant], [])
+        for (experiment, variant), partition in zip(_scopes(events), levels, strict=True):
+            rank = func.row_number().over(partition_by=[*partition, events.c.visitor_id],
+                                          order_by=[events.c.ts, events.c.event_id]).label("rank")
+            ranked = (select(experiment, variant, events.c.visitor_id, events.c.ts, events.c.event_id,
+                             *(contexts.c[name] for name in DIMENSIONS), rank)
+                      .select_from(events.join(contexts, contexts.c.event_id == events.c.event_id))
+                      .where(exposed).subquery())
+            conn.execute(self.visitor_context.insert().from_select(
+                list(self.context_columns),
+                select(*(ranked.c[name] for name in ("experiment", "variant", "visitor_id", "ts", "event_id",
+                                                     *DIMENSIONS))).where(ranked.c.rank == 1)))
+        state, context = self.visitor_state, self.visitor_context
+        cohort = state.c.first_ts - state.c.first_ts % HOUR_MS
+        joined = state.join(context, and_(*(state.c[name] == context.c[name]
+                                            for name in ("experiment", "variant", "visitor_id"))))
+        for name in DIMENSIONS:
+            value = func.coalesce(context.c[name], NONE)
+            conn.execute(self.agg_segments.insert().from_select(
+                ["experiment", "variant", "dimension", "value", "cohort_hour", "mask", "visitors"],
+                select(state.c.experiment, state.c.variant, literal(name), value, cohort, state.c.mask, func.count())
+                .select_from(joined).where(state.c.mask != 0)
+                .group_by(state.c.experiment, state.c.variant, value, cohort, state.c.mask)))
 
 
 def _scopes(events: Table) -> list[tuple]:

@@ -18,5 +18,6 @@ def post_events():
     parsed = parse_events(json_body())
     received_at = datetime.now(UTC)
     rows = [to_row(event, received_at) for event in parsed]
-    stored = current_app.extensions["metrics_store"].insert_events(rows)
+    contexts = [event.context.values() if event.context else None for event in parsed]
+    stored = current_app.extensions["metrics_store"].insert_events(rows, contexts)
     return Accepted(accepted=stored, duplicates=len(rows) - stored).model_dump(), 202

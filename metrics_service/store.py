@@ -24,11 +24,12 @@ from sqlalchemy import (
     select,
 )
 
-from core.db import insert_new, run_write
-from core.events import EVENT_BITS, EXPOSURE, EventRow
+from core.db import find_rows, insert_new, insert_rows, run_write
+from core.events import DIMENSIONS, EVENT_BITS, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
-from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted
+from core.settings import DEFAULT_SEGMENT_VALUES
+from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted, Exposure
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 from metrics_service.visitor_memory import MEMORY_VISITORS, Known
 
@@ -52,6 +53,23 @@ events = Table(
 )
 
 
+# The context of each counted exposure that carried one (see core.events.Context), its values folded.
+event_context = Table(
+    "event_context",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    *(Column(name, String(64), nullable=True) for name in DIMENSIONS),
+)
+# The values each dimension keeps (at most SEGMENT_VALUES per dimension); any other is stored as OTHER.
+segment_values = Table(
+    "segment_values",
+    metadata,
+    Column("dimension", String(32), primary_key=True),
+    Column("value", String(64), primary_key=True),
+)
+OTHER = "(other)"
+Context = tuple[str | None, ...]  # values in DIMENSIONS order
+
 aggregates = Aggregates(metadata)
 
 
@@ -65,6 +83,7 @@ class EventFilter:
     event_type: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
+    segment: tuple[str, str] | None = None  # (dimension, value): visitors whose exposure had that context
 
     def keys(self, table: Table) -> list:
         conditions = []
@@ -98,49 +117,105 @@ def has(mask_column, bits: int):
 
 
 class MetricsStore:
-    def __init__(self, engine: Engine, memory: int = MEMORY_VISITORS):
-        """`memory`: how many recent visitors' stored rows this process remembers (see Known)."""
+    def __init__(self, engine: Engine, memory: int = MEMORY_VISITORS, segment_limit: int = DEFAULT_SEGMENT_VALUES):
+        """`memory`: how many recent visitors' stored rows this process remembers (see Known);
+        `segment_limit`: how many distinct values each context dimension keeps before OTHER."""
         self.engine = engine
         self._known = Known(memory)
         self._group: GroupCommit[int] = GroupCommit(self._write)
+        self.segment_limit = segment_limit
+        self._admitted: set[tuple[str, str]] = set()  # (dimension, value) known to be kept
+        self._full: set[str] = set()  # dimensions known to hold segment_limit values
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
 
-    def insert_events(self, rows: Sequence[EventRow]) -> int:
-        """Store rows and fold them into the aggregates in one transaction, shared with the requests
-        arriving at the same time (group commit); rows whose event_id is already stored are skipped.
-        Returns how many of these rows were new."""
+    def insert_events(self, rows: Sequence[EventRow], contexts: Sequence[Context | None] | None = None) -> int:
+        """Store rows (with their exposures' contexts, when given: one per row, None for none) and fold
+        them into the aggregates in one transaction, shared with the requests arriving at the same time
+        (group commit); rows whose event_id is already stored are skipped. Returns how many of these
+        rows were new."""
         if not rows:
             return 0
-        return self._group.submit(rows)
+        return self._group.submit(list(zip(rows, contexts or [None] * len(rows), strict=True)))
 
-    def _write(self, batches: list[Sequence[EventRow]]) -> list[int]:
+    def _write(self, batches: list[Sequence[tuple[EventRow, Context | None]]]) -> list[int]:
         """One transaction for several callers' rows (run again after a deadlock); how many rows of
         each caller were new."""
         counts, remember = run_write(self.engine, lambda conn: self._store(conn, batches))
         remember()
         return counts
 
-    def _store(self, conn: Connection, batches: list[Sequence[EventRow]]) -> tuple[list[int], Callable[[], None]]:
-        stored = insert_new(conn, events.name, EventRow._fields, [row for batch in batches for row in batch],
+    def _store(self, conn: Connection, batches: list[Sequence[tuple[EventRow, Context | None]]]
+               ) -> tuple[list[int], Callable[[], None]]:
+        contexts: dict[str, Context] = {}
+        for batch in batches:
+            for row, context in batch:
+                if context is not None:
+                    contexts.setdefault(row.event_id, context)  # the first row with an id is the one stored
+        stored = insert_new(conn, events.name, EventRow._fields, [row for batch in batches for row, _ in batch],
                             key=("event_id",))
         new_ids = {row.event_id for row in stored}
         counts = []
         for batch in batches:
             new = 0
-            for row in batch:
-                if row.event_id in new_ids:  # the first row with an id is the one stored
+            for row, _ in batch:
+                if row.event_id in new_ids:
                     new_ids.discard(row.event_id)
                     new += 1
             counts.append(new)
-        remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in stored if row.excluded is None],
-                                    self._known)
-        return counts, remember
+        counted = [row for row in stored if row.excluded is None]
+        exposed = [row for row in counted if row.event_id in contexts and row.event_type == EXPOSURE]
+        folded, remember_values = self._fold(conn, [contexts[row.event_id] for row in exposed])
+        insert_rows(conn, event_context.name, tuple(event_context.c.keys()),
+                    [(row.event_id, *values) for row, values in zip(exposed, folded, strict=True)])
+        remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in counted], self._known,
+                                    [Exposure(row.experiment, row.variant, row.visitor_id, row.ts, row.event_id, values)
+                                     for row, values in zip(exposed, folded, strict=True)])
+
+        def remember_all() -> None:
+            remember()
+            remember_values()
+
+        return counts, remember_all
+
+    def _fold(self, conn: Connection, contexts: list[Context]) -> tuple[list[Context], Callable[[], None]]:
+        """The contexts with each value a dimension does not keep replaced by OTHER. A new value is kept
+        while its dimension holds fewer than segment_limit values (counted under a lock per dimension
+        on PostgreSQL; SQLite's write lock is held already). Returns what to remember after commit."""
+        wanted = {(name, value) for context in contexts for name, value in zip(DIMENSIONS, context, strict=True)
+                  if value is not None}
+        unknown = sorted(pair for pair in wanted - self._admitted if pair[0] not in self._full)
+        key = ("dimension", "value")
+        found = set(find_rows(conn, segment_values.name, key, key, unknown)) if unknown else set()
+        full = set()
+        for name in sorted({name for name, _ in unknown}):
+            missing = [pair for pair in unknown if pair[0] == name and pair not in found]
+            if not missing:
+                continue
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"segment_values:{name}",))
+                found |= set(find_rows(conn, segment_values.name, key, key, missing))
+                missing = [pair for pair in missing if pair not in found]
+            kept = conn.execute(select(func.count()).where(segment_values.c.dimension == name)).scalar_one()
+            admitted = missing[:max(0, self.segment_limit - kept)]
+            insert_rows(conn, segment_values.name, key, admitted)
+            found.update(admitted)
+            if kept + len(admitted) >= self.segment_limit:
+                full.add(name)
+        keep = self._admitted | found
+        folded = [tuple(value if value is None or (name, value) in keep else OTHER
+                        for name, value in zip(DIMENSIONS, context, strict=True)) for context in contexts]
+
+        def remember() -> None:
+            self._admitted.update(found)
+            self._full.update(full)
+
+        return folded, remember
 
     def rebuild_aggregates(self) -> None:
         with self.engine.begin() as conn:
-            aggregates.rebuild(conn, events)
+            aggregates.rebuild(conn, events, event_context)
 
     def count_events(self, flt: EventFilter = EventFilter()) -> int:
         """Counted (not excluded) events matching the filter."""

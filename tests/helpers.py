@@ -70,7 +70,8 @@ def snapshot(conn, aggregates) -> dict[str, set[tuple]]:
     """Every aggregate row except zero counters, for comparing maintained and rebuilt aggregates."""
     from sqlalchemy import select
 
-    counters = {aggregates.agg_events: "events", aggregates.agg_cohorts: "visitors", aggregates.agg_active: "visitors"}
+    counters = {aggregates.agg_events: "events", aggregates.agg_cohorts: "visitors", aggregates.agg_active: "visitors",
+                aggregates.agg_segments: "visitors"}
     result = {}
     for table in aggregates.tables:
         rows = conn.execute(select(table)).all()
@@ -79,6 +80,14 @@ def snapshot(conn, aggregates) -> dict[str, set[tuple]]:
             rows = [r for r in rows if r[index] != 0]
         result[table.name] = {tuple(r) for r in rows}
     return result
+
+
+def stored_form(events: list[dict]) -> tuple[list, list]:
+    """Events as POST /events hands them to MetricsStore.insert_events: rows, and each one's context."""
+    from core.events import parse_events, to_row
+
+    parsed = parse_events(events)
+    return [to_row(event) for event in parsed], [event.context.values() if event.context else None for event in parsed]
 
 
 def assert_matches_rebuild(store) -> None:
