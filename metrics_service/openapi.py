@@ -21,11 +21,15 @@ from metrics_service.schemas import (
     CumulativeSeries,
     EventSeries,
     Funnel,
+    FunnelQuery,
     Results,
     ResultsQuery,
+    SegmentResults,
     Stats,
     StatsQuery,
     TimeseriesQuery,
+    Traffic,
+    TrafficQuery,
 )
 
 
@@ -47,17 +51,23 @@ def spec() -> dict[str, Any]:
             "Events and unique visitors per time bucket and variant",
             (200, ref("EventSeries")), (400,), params=query_params(TimeseriesQuery))},
         "/stats/funnel": {"get": operation("Per variant: page_view → cta_click → form_submit",
-                                           (200, ref("Funnel")), (400,), params=query_params(StatsQuery))},
+                                           (200, ref("Funnel")), (400,), params=query_params(FunnelQuery))},
+        "/stats/traffic": {"get": operation(
+            "Visitors, conversions and conversion rate per value of a context dimension (source, campaign, "
+            "device...), most visitors first", (200, ref("Traffic")), (400,), params=query_params(TrafficQuery))},
         "/experiments/{key}/results": {"get": operation(
-            "The experiment's readout: intervals, uplift, p-values, chance to beat control, SRM, verdict",
-            (200, ref("Results")), (400,), params=[*key, *query_params(ResultsQuery)],
+            "The experiment's readout: intervals, uplift, p-values, chance to beat control, SRM, verdict; with "
+            "dimension=, the readout per segment (SegmentResults)",
+            (200, {"oneOf": [ref("Results"), ref("SegmentResults")]}), (400,),
+            params=[*key, *query_params(ResultsQuery)],
         )},
         "/experiments/{key}/timeseries": {"get": operation(
             "Cumulative exposure and conversion per time bucket and variant",
             (200, ref("CumulativeSeries")), (400,), params=[*key, *query_params(CumulativeQuery)],
         )},
     }
-    schemas = {**answer_schemas(Accepted, Stats, EventSeries, Funnel, Results, CumulativeSeries),
+    schemas = {**answer_schemas(Accepted, Stats, EventSeries, Funnel, Results, CumulativeSeries, SegmentResults,
+                                Traffic),
                **model_schemas(Event)}
     return build_spec("Landing Lab metrics_service", "Event ingest, aggregate stats and experiment results.",
                       paths, schemas, schemes=("ingestKey", "adminToken"))

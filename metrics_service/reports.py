@@ -1,5 +1,6 @@
-"""GET /stats, /stats/timeseries and /stats/funnel: the event reports (totals by variant and event type,
-their matrix and conversion per variant; events over time; the funnel)."""
+"""GET /stats, /stats/timeseries, /stats/funnel and /stats/traffic: the event reports (totals by variant
+and event type, their matrix and conversion per variant; events over time; the funnel; visitors and
+conversion per traffic source, campaign, device...)."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,17 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from core.events import EVENT_TYPES, METRICS
-from core.web import parse_model
-from metrics_service.schemas import EventSeries, Funnel, Stats, StatsQuery, TimeseriesQuery
+from core.web import ApiError, parse_model
+from metrics_service.schemas import (
+    EventSeries,
+    Funnel,
+    FunnelQuery,
+    Stats,
+    StatsQuery,
+    TimeseriesQuery,
+    Traffic,
+    TrafficQuery,
+)
 from metrics_service.series import INTERVALS_MS, event_series, funnel_steps
 from metrics_service.store import EventFilter
 
@@ -16,8 +26,12 @@ bp = Blueprint("reports", __name__)
 
 
 def event_filter(query: StatsQuery) -> EventFilter:
+    if "segment" in request.args and not isinstance(query, FunnelQuery):
+        raise ApiError(400, "events are not counted per segment: segment= applies to visitor counts (results, "
+                            "experiment timeseries, /stats/funnel, /stats/traffic)",
+                       [{"field": "segment", "message": "not available here"}])
     return EventFilter(experiment=query.experiment, variant=query.variant, event_type=query.event_type,
-                       since_ms=query.since_ms, until_ms=query.until_ms)
+                       since_ms=query.since_ms, until_ms=query.until_ms, segment=getattr(query, "segment", None))
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -86,7 +100,25 @@ def timeseries():
 
 @bp.get("/stats/funnel")
 def funnel():
-    query = parse_model(StatsQuery, request.args.to_dict(), "query")
+    query = parse_model(FunnelQuery, request.args.to_dict(), "query")
     rows = current_app.extensions["metrics_store"].funnel(event_filter(query), EVENT_TYPES)
     return Funnel(experiment=query.experiment, steps=list(EVENT_TYPES),
                   variants=funnel_steps(rows, EVENT_TYPES)).model_dump(mode="json")
+
+
+def traffic_values(rows: list[dict[str, Any]], metric: str, top: int) -> dict[str, Any]:
+    """The top values by visitors (ties by value), each with its conversions and rate (pure)."""
+    ranked = sorted((r for r in rows if r["visitors"]), key=lambda r: (-r["visitors"], r["value"]))
+    return {"total_visitors": sum(r["visitors"] for r in ranked), "more_values": max(0, len(ranked) - top),
+            "values": [{"value": r["value"], "visitors": r["visitors"], "conversions": r[metric],
+                        "rate": rate(r[metric], r["visitors"])} for r in ranked[:top]]}
+
+
+@bp.get("/stats/traffic")
+def traffic():
+    query = parse_model(TrafficQuery, request.args.to_dict(), "query")
+    flt = EventFilter(experiment=query.experiment, since_ms=query.since_ms, until_ms=query.until_ms)
+    rows = current_app.extensions["metrics_store"].exposure_conversions(flt, [query.metric], query.dimension,
+                                                                        by_variant=False)
+    return Traffic(dimension=query.dimension, experiment=query.experiment, metric=query.metric,
+                   **traffic_values(rows, query.metric, query.top)).model_dump(mode="json")

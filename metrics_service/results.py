@@ -4,38 +4,60 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from core.web import ApiError, parse_model
-from metrics_service.schemas import CumulativeQuery, CumulativeSeries, Results, ResultsQuery, Window
+from metrics_service.schemas import (
+    CumulativeQuery,
+    CumulativeSeries,
+    Results,
+    ResultsQuery,
+    SegmentResults,
+)
 from metrics_service.series import INTERVALS_MS, cumulative_conversion
 from metrics_service.statistics import (
     ALPHA,
     MIN_CONVERSIONS,
     MIN_VISITORS,
+    SEGMENT_ADJUSTMENT,
     Arm,
     SrmResult,
     Verdict,
     VerdictCode,
     analyse,
+    segment_results,
 )
 from metrics_service.store import EventFilter
 
 bp = Blueprint("results", __name__)
 
 
-def _filter(key: str, query: Window) -> EventFilter:
-    return EventFilter(experiment=key, since_ms=query.since_ms, until_ms=query.until_ms)
+SEGMENT_CAUTION = ("Segment results are exploratory: with many segments some differ by chance, so p-values are "
+                   "adjusted across segments ({adjustment}) and segments below {visitors} visitors or {conversions} "
+                   "conversions per variant are not judged. Confirm a segment's effect with an experiment of its own.")
+
+
+def _filter(key: str, query: ResultsQuery | CumulativeQuery) -> EventFilter:
+    return EventFilter(experiment=key, since_ms=query.since_ms, until_ms=query.until_ms, segment=query.segment)
+
+
+def _control(query: ResultsQuery, names: list[str]) -> str | None:
+    """The control: as asked, else the first of the weights, else the first variant; 400 for an unknown one."""
+    weights = query.weights
+    control = query.control or (next(iter(weights)) if weights else (names[0] if names else None))
+    if control is not None and names and control not in names:
+        raise ApiError(400, f"control {control!r} is not a variant of this experiment",
+                       [{"field": "control", "message": "unknown variant"}])
+    return control
 
 
 @bp.get("/experiments/<key>/results")
 def results(key: str):
     query = parse_model(ResultsQuery, request.args.to_dict(), "query")
+    if query.dimension is not None:
+        return segmented(key, query)
     metric, weights = query.metric, query.weights
     rows = current_app.extensions["metrics_store"].exposure_conversions(_filter(key, query), [metric])
     counts = {r["variant"]: Arm(r["variant"], r["visitors"], r[metric]) for r in rows if r["visitors"]}
     names = sorted(set(counts) | set(weights or {}))
-    control = query.control or (next(iter(weights)) if weights else (names[0] if names else None))
-    if control is not None and names and control not in names:
-        raise ApiError(400, f"control {control!r} is not a variant of this experiment",
-                       [{"field": "control", "message": "unknown variant"}])
+    control = _control(query, names)
     if not names:
         return Results(experiment=key, metric=metric, control=control, srm=SrmResult(None, False, {}), variants=[],
                        verdict=f"No data yet for experiment {key!r}.", verdict_code=None, verdict_variant=None,
@@ -48,6 +70,24 @@ def results(key: str):
                    verdict=verdict_sentence(verdict, metric, control, ALPHA), verdict_code=verdict.code,
                    verdict_variant=verdict.variant.variant if verdict.variant else None,
                    alpha=ALPHA).model_dump(mode="json")
+
+
+def segmented(key: str, query: ResultsQuery):
+    """The readout per value of query.dimension, p-values adjusted across the segments."""
+    metric = query.metric
+    rows = current_app.extensions["metrics_store"].exposure_conversions(_filter(key, query), [metric], query.dimension)
+    segments: dict[str, list[Arm]] = {}
+    for row in rows:
+        if row["visitors"]:
+            segments.setdefault(row["value"], []).append(Arm(row["variant"], row["visitors"], row[metric]))
+    names = sorted({arm.variant for arms in segments.values() for arm in arms} | set(query.weights or {}))
+    control = _control(query, names)
+    caution = SEGMENT_CAUTION.format(adjustment="Benjamini-Hochberg", visitors=MIN_VISITORS,
+                                     conversions=MIN_CONVERSIONS)
+    return SegmentResults(experiment=key, metric=metric, dimension=query.dimension, control=control,
+                          segments=segment_results(segments, control, ALPHA) if control else [],
+                          adjustment=SEGMENT_ADJUSTMENT, alpha=ALPHA, min_visitors=MIN_VISITORS,
+                          min_conversions=MIN_CONVERSIONS, caution=caution).model_dump(mode="json")
 
 
 @bp.get("/experiments/<key>/timeseries")

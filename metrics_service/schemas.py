@@ -18,12 +18,21 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from core.events import DEFAULT_METRIC, METRICS, EventType, Metric, to_millis
+from core.events import (
+    DEFAULT_METRIC,
+    DIMENSIONS,
+    MAX_DIMENSION_VALUE,
+    METRICS,
+    Dimension,
+    EventType,
+    Metric,
+    to_millis,
+)
 from core.experiments import WEIGHT_TOLERANCE
 from core.keys import KEY_PATTERN, MAX_KEY_LENGTH
 from core.validation import Query
 from metrics_service.series import INTERVALS_MS
-from metrics_service.statistics import SrmResult, VariantResult, VerdictCode
+from metrics_service.statistics import SEGMENT_ADJUSTMENT, SegmentResult, SrmResult, VariantResult, VerdictCode
 
 Interval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
 # A filter value is matched as given (it is not checked against the key pattern: it finds nothing).
@@ -73,6 +82,25 @@ Weights = Annotated[dict[str, float], BeforeValidator(parse_weights),
                     WithJsonSchema({"type": "string", "description": "A:0.5,B:0.5"})]
 
 
+def parse_segment(text: Any) -> Any:
+    """"utm_source:google" -> ("utm_source", "google"); ValueError naming the problem."""
+    if not isinstance(text, str):
+        return text
+    name, sep, value = text.partition(":")
+    if not sep or not value:
+        raise ValueError("expected DIMENSION:VALUE, e.g. utm_source:google")
+    if name not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {name!r}: one of {', '.join(DIMENSIONS)}")
+    if len(value) > MAX_DIMENSION_VALUE:
+        raise ValueError(f"a value has at most {MAX_DIMENSION_VALUE} characters")
+    return name, value
+
+
+SegmentFilter = Annotated[tuple[str, str], BeforeValidator(parse_segment),
+                          WithJsonSchema({"type": "string", "description": "DIMENSION:VALUE, e.g. utm_source:google: "
+                                          "only the visitors whose first exposure had that context"})]
+
+
 # Query parameters ------------------------------------------------------------------------------------
 
 class Window(Query):
@@ -107,15 +135,37 @@ class TimeseriesQuery(StatsQuery):
     interval: Interval = "hour"
 
 
+class FunnelQuery(StatsQuery):
+    segment: SegmentFilter | None = None
+
+
 class ResultsQuery(Window):
     metric: Metric = DEFAULT_METRIC
     control: Name | None = Field(None, description="the control variant; default: the first of weights")
     weights: Weights | None = None
+    dimension: Dimension | None = Field(None, description="break the readout down by this context dimension")
+    segment: SegmentFilter | None = None
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> ResultsQuery:
+        if self.dimension is not None and self.segment is not None:
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("cut", "a breakdown by dimension cannot be restricted to a segment"),
+                loc=("segment",), input=self.segment[0])])
+        return self
 
 
 class CumulativeQuery(Window):
     metric: Metric = DEFAULT_METRIC
     interval: Interval = "hour"
+    segment: SegmentFilter | None = None
+
+
+class TrafficQuery(Window):
+    dimension: Dimension
+    experiment: Name | None = Field(None, description="only this experiment's visitors; default: every visitor")
+    metric: Metric = DEFAULT_METRIC
+    top: int = Field(20, ge=1, le=200, description="how many values, most visitors first")
 
 
 # Answers ---------------------------------------------------------------------------------------------
@@ -214,3 +264,36 @@ class CumulativeSeries(BaseModel):
     metric: Metric
     interval: Interval
     series: list[CumulativePoint]
+
+
+class SegmentResults(BaseModel):
+    """The readout of one metric per value of a context dimension (exploratory: see `caution`)."""
+
+    experiment: str
+    metric: Metric
+    dimension: Dimension
+    control: str | None
+    segments: list[SegmentResult]  # most visitors first; a visitor is in the segment of their first exposure
+    adjustment: Literal[SEGMENT_ADJUSTMENT]  # type: ignore[valid-type]  # how p_value_adjusted is computed
+    alpha: float
+    min_visitors: int  # per variant, for a segment to be judged
+    min_conversions: int
+    caution: str
+
+
+class TrafficValue(BaseModel):
+    value: str
+    visitors: int
+    conversions: int
+    rate: float | None
+
+
+class Traffic(BaseModel):
+    """Visitors (by the context of their first exposure), conversions and rate per value of a dimension."""
+
+    dimension: Dimension
+    experiment: str | None
+    metric: Metric
+    total_visitors: int
+    values: list[TrafficValue]  # the top values, most visitors first
+    more_values: int  # values left out of `values`

@@ -9,7 +9,7 @@ formats.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -99,6 +99,23 @@ def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     running = 0.0
     for rank, (p, i) in enumerate(present):
         running = max(running, min(1.0, (len(present) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def benjamini_hochberg(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini-Hochberg adjusted p-values (as statsmodels' multipletests(method="fdr_bh")): the
+    smallest false discovery rate at which each would be rejected. None entries stay None and are not
+    counted.
+
+    References: Benjamini, Y. and Hochberg, Y. (1995), "Controlling the false discovery rate", JRSS B 57.
+    """
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 1.0
+    for rank in range(len(present), 0, -1):
+        p, i = present[rank - 1]
+        running = min(running, p * len(present) / rank)
         adjusted[i] = running
     return adjusted
 
@@ -330,3 +347,40 @@ def analyse(arms: Sequence[Arm], control: str, weights: dict[str, float], alpha:
     control_arm = next((a for a in arms if a.variant == control), Arm(control, 0, 0))
     comparisons = [_comparison(arm, control_arm, alpha, direction) for arm in arms if arm.variant != control]
     return build_readout(VariantResult(**_described(control_arm, alpha)), comparisons, weights, alpha, direction, plan)
+
+
+SEGMENT_ADJUSTMENT = "benjamini-hochberg"  # how segment p-values are adjusted for their number
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """One segment's readout (variants: the control first). A segment where some variant has fewer than
+    MIN_VISITORS visitors or MIN_CONVERSIONS conversions is not judged: no adjusted p-value."""
+
+    value: str
+    visitors: int
+    conversions: int
+    judged: bool
+    variants: list[VariantResult]
+
+
+def segment_results(segments: Mapping[str, Sequence[Arm]], control: str, alpha: float = ALPHA) -> list[SegmentResult]:
+    """Per segment, each variant against the control (rate, uplift and interval, z-test p-value); the
+    p-values of the judged segments adjusted together (Benjamini-Hochberg), `significant` where the
+    adjusted p-value is below alpha. Largest segments first (pure)."""
+    readouts = []
+    for value, arms in segments.items():
+        control_arm = next((a for a in arms if a.variant == control), Arm(control, 0, 0))
+        variants = [VariantResult(**_described(control_arm, alpha))]
+        for arm in sorted((a for a in arms if a.variant != control), key=lambda a: a.variant):
+            uplift, low, high = relative_uplift(arm, control_arm, alpha)
+            variants.append(VariantResult(**_described(arm, alpha), uplift=uplift, uplift_ci_low=low,
+                                          uplift_ci_high=high, p_value=z_test_p_value(arm, control_arm)))
+        readouts.append(SegmentResult(value, sum(v.visitors for v in variants), sum(v.conversions for v in variants),
+                                      enough_data(variants), variants))
+    family = [(s, i) for s, readout in enumerate(readouts) if readout.judged
+              for i, v in enumerate(readout.variants) if i and v.p_value is not None]
+    adjusted = benjamini_hochberg([readouts[s].variants[i].p_value for s, i in family])
+    for (s, i), p in zip(family, adjusted, strict=True):
+        readouts[s].variants[i] = replace(readouts[s].variants[i], p_value_adjusted=p, significant=p < alpha)
+    return sorted(readouts, key=lambda r: (-r.visitors, r.value))

@@ -3,7 +3,7 @@ read only the aggregates, so their cost does not grow with the number of events)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,19 +227,32 @@ class MetricsStore:
             return int(conn.execute(select(func.coalesce(func.sum(table.c.events), 0)).where(
                 and_(True, *conditions))).scalar_one())
 
-    def _cohort_sums(self, flt: EventFilter, group_by: bool, **measures: int) -> list[dict[str, Any]]:
-        """Visitors from agg_cohorts, per variant (or overall), whose mask holds each measure's bits."""
-        table = aggregates.agg_cohorts
-        conditions = flt.scope(table, group_by) + flt.window(table.c.cohort_hour)
+    @staticmethod
+    def _cohort_table(flt: EventFilter, dimension: str | None = None) -> tuple[Table, list]:
+        """agg_cohorts, or agg_segments (with its conditions) for a segment filter or a breakdown."""
+        if flt.segment is None and dimension is None:
+            return aggregates.agg_cohorts, []
+        table = aggregates.agg_segments
+        if dimension is not None:
+            return table, [table.c.dimension == dimension]
+        return table, [table.c.dimension == flt.segment[0], table.c.value == flt.segment[1]]
+
+    def _cohort_sums(self, flt: EventFilter, group_by: bool, dimension: str | None = None,
+                     **measures: int) -> list[dict[str, Any]]:
+        """Visitors from agg_cohorts (agg_segments with a segment or a dimension to break down by),
+        per variant (or overall) and value, whose mask holds each measure's bits."""
+        table, conditions = self._cohort_table(flt, dimension)
+        conditions += flt.scope(table, group_by) + flt.window(table.c.cohort_hour)
         if flt.event_type:
             conditions.append(has(table.c.mask, EVENT_BITS[flt.event_type]))
         columns = [func.coalesce(func.sum(case((has(table.c.mask, bits), table.c.visitors), else_=0)), 0).label(name)
                    for name, bits in measures.items()]
-        query = select(*([table.c.variant] if group_by else []), *columns).where(and_(True, *conditions))
-        if group_by:
-            query = query.group_by(table.c.variant).order_by(table.c.variant)
+        keys = ([table.c.value] if dimension else []) + ([table.c.variant] if group_by else [])
+        query = select(*keys, *columns).where(and_(True, *conditions))
+        if keys:
+            query = query.group_by(*keys).order_by(*keys)
         with self.engine.connect() as conn:
-            return [{k: (v if k == "variant" else int(v or 0)) for k, v in row.items()}
+            return [{k: (v if k in ("variant", "value") else int(v or 0)) for k, v in row.items()}
                     for row in conn.execute(query).mappings()]
 
     def matrix(self, flt: EventFilter) -> list[dict[str, Any]]:
@@ -268,15 +281,17 @@ class MetricsStore:
             return {row["variant"]: row["visitors"] for row in rows}
         return {None: rows[0]["visitors"]}
 
-    def exposure_conversions(self, flt: EventFilter, metrics: Sequence[str]) -> list[dict[str, Any]]:
-        """Per variant: visitors with a page_view, and how many of them also have each metric event."""
-        exposure = EventFilter(flt.experiment, flt.variant, None, flt.since_ms, flt.until_ms)
+    def exposure_conversions(self, flt: EventFilter, metrics: Sequence[str], dimension: str | None = None,
+                             by_variant: bool = True) -> list[dict[str, Any]]:
+        """Per variant (and value of `dimension`, when given): visitors with a page_view, and how many of
+        them also have each metric event."""
+        exposure = replace(flt, event_type=None)
         measures = {"visitors": EVENT_BITS[EXPOSURE], **{m: EVENT_BITS[EXPOSURE] | EVENT_BITS[m] for m in metrics}}
-        return self._cohort_sums(exposure, True, **measures)
+        return self._cohort_sums(exposure, by_variant, dimension, **measures)
 
     def funnel(self, flt: EventFilter, steps: Sequence[str]) -> list[dict[str, Any]]:
         """Per variant: visitors who reached each step having reached every step before it."""
-        plain = EventFilter(flt.experiment, flt.variant, None, flt.since_ms, flt.until_ms)
+        plain = replace(flt, event_type=None)
         measures, bits = {}, 0
         for step in steps:
             bits |= EVENT_BITS[step]
@@ -305,13 +320,13 @@ class MetricsStore:
 
     def cohorts(self, flt: EventFilter, metric: str) -> list[tuple[str, int, int, int]]:
         """Per (variant, cohort hour): visitors exposed (page_view) and how many of them converted."""
-        table = aggregates.agg_cohorts
+        table, conditions = self._cohort_table(flt)
         exposed = EVENT_BITS[EXPOSURE]
         converted = exposed | EVENT_BITS[metric]
         query = (select(table.c.variant, table.c.cohort_hour,
                         func.sum(case((has(table.c.mask, exposed), table.c.visitors), else_=0)).label("exposed"),
                         func.sum(case((has(table.c.mask, converted), table.c.visitors), else_=0)).label("converted"))
-                 .where(and_(True, *flt.scope(table, True), *flt.window(table.c.cohort_hour)))
+                 .where(and_(True, *conditions, *flt.scope(table, True), *flt.window(table.c.cohort_hour)))
                  .group_by(table.c.variant, table.c.cohort_hour)
                  .order_by(table.c.variant, table.c.cohort_hour))
         with self.engine.connect() as conn:
