@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 
 from flask import Flask
@@ -32,7 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Counted where every worker sees them: by default in the service's own database.
     app.extensions["rate_limits"] = RateLimits({"visitor": settings.rate_limit_visitor, "ip": settings.rate_limit_ip},
                                                settings.rate_limit_storage_uri or settings.database_url)
-    app.extensions["sticky"] = StickyCookie(load_secret(settings.secret_key, settings.data_dir))
+    secret = load_secret(settings.secret_key, settings.data_dir)
+    app.extensions["sticky"] = StickyCookie(secret)
+    # The per-address rate limit counts a keyed hash of the address: the limits' table holds no address.
+    app.extensions["address_key"] = hashlib.sha256(f"rate-limit-address:{secret}".encode()).digest()
     app.extensions["countries"] = Countries(settings.geoip_database)
 
     engine = make_engine(settings.database_url)

@@ -6,6 +6,7 @@ and events and new assignments go to the local outbox.
 """
 from __future__ import annotations
 
+import hmac
 import re
 import uuid
 from collections.abc import Mapping
@@ -55,8 +56,9 @@ def _set_cookie(response, name: str, value: str) -> None:
 def _limit(visitor_id: str) -> None:
     """Per-visitor and per-client-address limits on the public event endpoints: 429 with Retry-After."""
     limits = current_app.extensions["rate_limits"]
+    address = hmac.new(current_app.extensions["address_key"], (request.remote_addr or "").encode(), "sha256")
     try:
-        limits.hit("ip", request.remote_addr or "")
+        limits.hit("ip", address.hexdigest() if request.remote_addr else "")
         limits.hit("visitor", visitor_id)
     except RateLimited as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc

@@ -90,6 +90,18 @@ def stored_form(events: list[dict]) -> tuple[list, list]:
     return [to_row(event) for event in parsed], [event.context.values() if event.context else None for event in parsed]
 
 
+def country_database(path: Path, networks: dict[str, str]) -> Path:
+    """A MaxMind-format country database at path: {"203.0.113.0/24": "FR", ...} (IPv4 and IPv6)."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country")
+    for network, code in networks.items():
+        writer.insert_network(IPSet([network]), {"country": {"iso_code": code}})
+    writer.to_db_file(str(path))
+    return path
+
+
 def assert_matches_rebuild(store) -> None:
     """The aggregates a MetricsStore kept at ingest equal the ones rebuilt from its raw events."""
     from metrics_service.store import aggregates

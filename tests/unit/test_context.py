@@ -61,3 +61,49 @@ def test_attributes_without_context_are_minimal():
     attributes = visitor_attributes("v-2", False, None, {"utm_source": "   "}, None, "")
     assert attributes == {"id": "v-2", "device": "desktop", "browser": "other", "os": "other", "path": "/",
                           "returning": False}
+
+
+def exposure(ua="", query=None, referrer=None, path="/", country=None):
+    from landing.context import exposure_context
+
+    return exposure_context(visitor_attributes("v", False, ua, query or {}, referrer, path), country)
+
+
+def test_exposure_context_holds_words_derived_from_the_request():
+    context = exposure(SAFARI_IPHONE, {"utm_source": "  Google ", "utm_medium": "CPC", "utm_campaign": "Spring_Sale"},
+                       "https://www.Example.org/some/page?q=private", country="DE")
+    assert context == {"device": "mobile", "browser": "Mobile Safari", "os": "iOS", "utm_source": "google",
+                       "utm_medium": "cpc", "utm_campaign": "spring_sale", "referrer_host": "www.example.org",
+                       "path": "/", "country": "DE"}
+    assert exposure(CHROME_WINDOWS) == {"device": "desktop", "browser": "Chrome", "os": "Windows", "path": "/"}
+    assert exposure(CHROME_WINDOWS, {"utm_campaign": "X" * 100})["utm_campaign"] == "x" * 64
+
+
+@pytest.mark.parametrize("value", ["https://evil.example/steal?x=1", "someone@example.com", "a=b&c=d",
+                                   "<script>", "../../etc/passwd", "\u00e9t\u00e9"])
+def test_exposure_context_drops_what_is_not_a_short_word(value):
+    context = exposure(CHROME_WINDOWS, {"utm_source": value, "utm_campaign": value})
+    assert "utm_source" not in context and "utm_campaign" not in context
+
+
+@pytest.mark.parametrize("referrer", ["http://203.0.113.50/private", "https://[2001:db8::1]/x", "javascript:alert(1)"])
+def test_a_referrer_without_a_site_name_is_left_out(referrer):
+    assert "referrer_host" not in exposure(CHROME_WINDOWS, referrer=referrer)
+
+
+def test_an_odd_path_is_left_out():
+    assert "path" not in exposure(CHROME_WINDOWS, path="/a@b.c/?")
+
+
+def test_country_from_a_maxmind_database(tmp_path):
+    from landing.geo import Countries
+    from tests.helpers import country_database
+
+    path = country_database(tmp_path / "countries.mmdb", {"203.0.113.0/24": "FR", "2001:db8::/32": "DE"})
+    countries = Countries(str(path))
+    assert countries.country("203.0.113.7") == "FR"
+    assert countries.country("2001:db8::5") == "DE"
+    assert countries.country("198.51.100.1") is None  # not in the database
+    assert countries.country("not an address") is None and countries.country(None) is None
+    countries.close()
+    assert Countries("").country("203.0.113.7") is None  # no database configured
