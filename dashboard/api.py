@@ -150,3 +150,6 @@ class Api:
     def cumulative(self, experiment: str, metric: str, interval: str) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/timeseries"),
                           _params(metric=metric, interval=interval))
+
+    def traffic(self, dimension: str, **filters: Any) -> dict[str, Any]:
+        return cached_get("metrics_service", self._metrics("/stats/traffic"), _params(dimension=dimension, **filters))

@@ -21,6 +21,7 @@ PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("views/results.py", title="Experiment results", icon=":material/insights:", url_path="results"),
     st.Page("views/stats.py", title="Stats", icon=":material/bar_chart:", url_path="stats"),
+    st.Page("views/traffic.py", title="Traffic", icon=":material/travel_explore:", url_path="traffic"),
     st.Page("views/explore.py", title="Explore", icon=":material/timeline:", url_path="explore"),
     st.Page("views/experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
     st.Page("views/flags.py", title="Feature toggles", icon=":material/toggle_on:", url_path="toggles"),

@@ -13,7 +13,7 @@ import altair as alt
 import pandas as pd
 
 from core.events import EVENT_TYPES, METRICS
-from dashboard.formatting import variant_colors, variant_order
+from dashboard.formatting import PALETTE, variant_colors, variant_order
 
 
 def variant_color(frame: pd.DataFrame, variants: Sequence[str] | None = None, legend: bool = True) -> alt.Color:
@@ -197,4 +197,65 @@ def explore_chart(frame: pd.DataFrame, measure: str = "events", variants: Sequen
                      opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)), tooltip=tooltip)
         .add_params(pick)
         .interactive()
+    )
+
+
+SEGMENT_COLUMNS = ["segment", "judged", "variant", "visitors", "conversions", "rate", "uplift", "uplift_ci_low",
+                   "uplift_ci_high", "p_value", "p_value_adjusted", "significant"]
+
+
+def segments_frame(results: dict[str, Any]) -> pd.DataFrame:
+    """A results?dimension= answer as one row per (segment, variant), the largest segments first."""
+    rows = [{"segment": segment["value"], "judged": segment["judged"],
+             **{column: variant.get(column) for column in SEGMENT_COLUMNS[2:]}}
+            for segment in results.get("segments", []) for variant in segment["variants"]]
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+
+def segment_uplift_chart(frame: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.LayerChart:
+    """Each variant's uplift against control per segment: its interval as a bar and the estimate as a
+    point around a 0% line that always shows; segments too small to judge drawn faint."""
+    data = frame.dropna(subset=["uplift"]).assign(
+        judged_text=lambda f: f["judged"].map({True: "judged", False: "too small to judge"}))
+    color = variant_color(frame[frame["uplift"].notna()], variants, legend=True)
+    base = alt.Chart(data, title="Uplift against control per segment (95% interval)").encode(
+        y=alt.Y("segment:N", title="Segment", sort=list(dict.fromkeys(frame["segment"]))),
+        yOffset=alt.YOffset("variant:N"),
+        opacity=alt.Opacity("judged_text:N", title="Segment", scale=alt.Scale(
+            domain=["judged", "too small to judge"], range=[1.0, 0.3])),
+        tooltip=[alt.Tooltip("segment", title="Segment"), alt.Tooltip("variant", title="Variant"),
+                 alt.Tooltip("visitors", title="Visitors"),
+                 alt.Tooltip("uplift:Q", format="+.1%", title="Uplift"),
+                 alt.Tooltip("uplift_ci_low:Q", format="+.1%", title="Interval from"),
+                 alt.Tooltip("uplift_ci_high:Q", format="+.1%", title="Interval to"),
+                 alt.Tooltip("p_value_adjusted:Q", format=".3g", title="Adjusted p-value"),
+                 alt.Tooltip("judged_text:N", title="Judged")],
+    )
+    interval = base.mark_bar(height=8).encode(
+        x=alt.X("uplift_ci_low:Q", title="Relative uplift against control", axis=alt.Axis(format="+%"),
+                scale=alt.Scale(zero=True, nice=True)),
+        x2="uplift_ci_high:Q", color=color)
+    point = base.mark_point(filled=True, size=70).encode(x="uplift:Q", color=color)
+    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#333333", strokeWidth=1.5).encode(x="zero:Q")
+    return interval + point + zero
+
+
+def traffic_frame(traffic: dict[str, Any]) -> pd.DataFrame:
+    """A /stats/traffic answer as rows of (value, visitors, conversions, rate), most visitors first."""
+    frame = pd.DataFrame(traffic.get("values", []), columns=["value", "visitors", "conversions", "rate"])
+    return frame.astype({"visitors": "int64", "conversions": "int64"})
+
+
+def traffic_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
+    """Visitors per value as horizontal bars, most first; conversions and their rate in the tooltip."""
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar(color=PALETTE[0])
+        .encode(
+            y=alt.Y("value:N", title=None, sort=list(frame["value"])),
+            x=alt.X("visitors:Q", title="Visitors"),
+            tooltip=[alt.Tooltip("value", title="Value"), alt.Tooltip("visitors", title="Visitors"),
+                     alt.Tooltip("conversions", title="Conversions"),
+                     alt.Tooltip("rate:Q", format=".1%", title="Conversion rate")],
+        )
     )

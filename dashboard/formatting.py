@@ -27,6 +27,14 @@ VERDICT_TITLES = {
 }
 
 
+# The context dimensions by the name a reader knows them by (metrics_service's /stats/traffic and
+# results?dimension= take the keys).
+DIMENSION_LABELS = {"utm_source": "Source (utm_source)", "utm_medium": "Medium (utm_medium)",
+                    "utm_campaign": "Campaign (utm_campaign)", "referrer_host": "Referring site",
+                    "device": "Device", "browser": "Browser", "os": "Operating system", "country": "Country",
+                    "path": "Page path"}
+
+
 def percent(value: float | None, digits: int | None = None) -> str:
     """0.1091 -> "10.9%"; small shares keep two significant digits ("0.45%"); None -> "—"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

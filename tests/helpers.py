@@ -180,6 +180,7 @@ VIEW_PAGES = {
     "Overview": "views/overview.py",
     "Experiment results": "views/results.py",
     "Stats": "views/stats.py",
+    "Traffic": "views/traffic.py",
     "Explore": "views/explore.py",
     "Experiments": "views/experiments.py",
     "Feature toggles": "views/flags.py",

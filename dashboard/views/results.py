@@ -19,9 +19,12 @@ from dashboard.charts import (
     funnel_frame,
     rate_interval_chart,
     results_frame,
+    segment_uplift_chart,
+    segments_frame,
     single_bucket,
 )
 from dashboard.formatting import (
+    DIMENSION_LABELS,
     VERDICT_TITLES,
     interval_text,
     percent,
@@ -86,6 +89,37 @@ def _styled(table: pd.DataFrame):
     return table.style.map(lambda value: SIGNIFICANCE_STYLE.get(value, ""), subset=["Significance"])
 
 
+SEGMENT_TABLE = {"segment": "Segment", "variant": "Variant", "visitors": "Visitors", "conversions": "Conversions",
+                 "rate": "Conversion rate", "uplift": "Uplift vs control", "p_value_adjusted": "Adjusted p-value",
+                 "judged": "Judged"}
+
+
+def _breakdown(api: Api, experiment: str, metric: str, weights: dict[str, float] | None, names: list[str]) -> None:
+    """The readout per segment of a context dimension the analyst picks (computed by metrics_service)."""
+    choice = st.selectbox("Break down by segment", ["Nothing", *DIMENSION_LABELS.values()], key="results_dimension",
+                          help="Each visitor counts in the segment of their first exposure's context")
+    dimension = next((key for key, label in DIMENSION_LABELS.items() if label == choice), None)
+    if dimension is None:
+        return
+    results = fetched("Segment results are unavailable", api.results, experiment, metric, weights, dimension=dimension)
+    if results is None:
+        return
+    st.info(plain(results["caution"]), icon=":material/info:")
+    frame = segments_frame(results)
+    if frame.empty:
+        st.caption("No exposed visitors with a recorded context yet.")
+        return
+    table = frame.assign(rate=frame["rate"].map(percent), uplift=frame["uplift"].map(signed_percent),
+                         p_value_adjusted=frame["p_value_adjusted"].map(
+                             lambda p: "not judged" if p is None or pd.isna(p) else f"{p:.3g}"),
+                         judged=frame["judged"].map({True: "yes", False: "too small"}))
+    st.dataframe(table[list(SEGMENT_TABLE)].rename(columns=SEGMENT_TABLE), hide_index=True, width="stretch",
+                 column_config={"Adjusted p-value": st.column_config.TextColumn(
+                     help="z-test p-value adjusted across the judged segments (Benjamini-Hochberg)")})
+    if frame["uplift"].notna().any():
+        st.altair_chart(segment_uplift_chart(frame, names), width="stretch")
+
+
 def render(api: Api) -> None:
     st.header("Experiment results")
     left, right = st.columns(2)
@@ -124,6 +158,7 @@ def render(api: Api) -> None:
     charts[0].altair_chart(rate_interval_chart(frame, names), width="stretch")
     if frame["uplift"].notna().any():
         charts[1].altair_chart(forest_chart(frame, names), width="stretch")
+    _breakdown(api, experiment, metric, weights, names)
 
     interval = st.radio("Interval", ["hour", "day"], horizontal=True, key="results_interval", index=1)
     series = fetched("Time series unavailable", api.cumulative, experiment, metric, interval)

@@ -25,7 +25,9 @@ DESCRIPTION = (f"{PIXEL} **bold** _it_ <img src=https://tracker.example/i.png on
                "[link](javascript:alert(1)) <https://tracker.example> www.tracker.example :red[red] "
                ":material/home: $x^2$ `code` &lt;b&gt; ~~gone~~ \\* a | b\n# heading\n- item\n    indented code")
 VALUE = "<script>alert(1)</script> **Buy** ![x](https://tracker.example/v.png)"
-VIEWS = ["Overview", "Stats", "Experiment results", "Explore", "Feature toggles", "Experiments", "Audit log"]
+VIEWS = ["Overview", "Stats", "Traffic", "Experiment results", "Explore", "Feature toggles", "Experiments",
+         "Audit log"]
+SOURCE = "**x** ![y](https://tracker.example/u.png) <b>"  # a campaign word as a sender may write it
 
 
 @pytest.fixture
@@ -42,8 +44,8 @@ def hostile(backends):
         requests.request(method, ab.url + path, json=body, headers=ADMIN, timeout=5).raise_for_status()
     # 150 visitors per arm; _b_ converts three times as often, so the verdict names both variants.
     visits = [(f"v{i}", ["__a__", "_b_"][i % 2]) for i in range(300)]
-    events = [{"visitor_id": v, "variant": variant, "experiment": "_x_", "event_type": "page_view"}
-              for v, variant in visits]
+    events = [{"visitor_id": v, "variant": variant, "experiment": "_x_", "event_type": "page_view",
+               "context": {"utm_source": SOURCE, "device": "mobile"}} for v, variant in visits]
     events += [{"visitor_id": v, "variant": variant, "experiment": "_x_", "event_type": "form_submit"}
                for n, (v, variant) in enumerate(visits) if n % (4 if variant == "_b_" else 10) < 2]
     post_events(metrics, events)
@@ -79,6 +81,11 @@ def test_every_view_shows_user_text_as_plain_text(hostile, view, admin):
         at.selectbox(key="results_experiment").set_value("_x_").run()
         assert_plain(at)
         assert any(shown(s.value).startswith("_b_ beats __a__") for s in at.success), [s.value for s in at.success]
+        at.selectbox(key="results_dimension").set_value("Source (utm_source)").run()
+        assert_plain(at)
+        assert list(at.dataframe[1].value["Segment"]) == [SOURCE, SOURCE]
+    if view == "Traffic":
+        assert list(at.dataframe[0].value["Value"]) == [SOURCE]
     if view == "Stats":
         at.text_input(key="stats_experiment").input("**nothing** ![x](https://tracker.example/s.png)").run()
         assert_plain(at)

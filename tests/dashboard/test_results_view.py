@@ -79,3 +79,27 @@ def test_results_backend_down(down):
     at = open_view("Experiment results")
     assert not at.exception
     assert any("unreachable" in e.value for e in at.error)
+
+
+def test_breakdown_by_device_shows_each_segment_and_its_uplift(backends):
+    _, metrics = backends
+
+    def segment(variant, count, converted, device):
+        events = [{"visitor_id": f"{device}{variant}{i}", "variant": variant, "event_type": "page_view",
+                   "context": {"device": device}} for i in range(count)]
+        return events + [{"visitor_id": f"{device}{variant}{i}", "variant": variant, "event_type": "form_submit"}
+                         for i in range(converted)]
+
+    post_events(metrics, segment("A", 300, 30, "mobile") + segment("B", 300, 60, "mobile")
+                + segment("A", 40, 4, "tablet") + segment("B", 40, 8, "tablet"))
+    at = open_view("Experiment results")
+    at.selectbox(key="results_dimension").set_value("Device").run()
+    assert not at.exception
+    assert any("exploratory" in i.value for i in at.info)
+    table = at.dataframe[1].value
+    assert list(zip(table["Segment"], table["Variant"], table["Visitors"], table["Conversions"], strict=True)) == [
+        ("mobile", "A", 300, 30), ("mobile", "B", 300, 60), ("tablet", "A", 40, 4), ("tablet", "B", 40, 8)]
+    assert list(table["Uplift vs control"])[1] == "+100.0%"
+    assert list(table["Judged"]) == ["yes", "yes", "too small", "too small"]
+    assert list(table["Adjusted p-value"])[3] == "not judged"
+    assert any("Uplift against control per segment" in chart.proto.spec for chart in charts(at))

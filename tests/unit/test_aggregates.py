@@ -19,3 +19,27 @@ def test_widen_gathers_a_visitors_states_across_experiments():
     assert widen(states) == {
         (ANY, "A", "v1"): (T0 + 10, 3), (ANY, "B", "v1"): (T0 + 90, 4), (ANY, ANY, "v1"): (T0 + 10, 7),
         (ANY, "B", "v2"): (T0, 1), (ANY, ANY, "v2"): (T0, 1)}
+
+
+def test_a_visitor_moves_between_segments_when_an_earlier_exposure_arrives():
+    from metrics_service.aggregates import ANY, Exposure, earliest_contexts, segment_deltas
+
+    values = ("mobile",) + (None,) * 8
+    later = Exposure("landing", "A", "v1", 7_200_000, "b", ("desktop",) + (None,) * 8)
+    earlier = Exposure("landing", "A", "v1", 3_600_000, "a", values)
+    batch = earliest_contexts([later, earlier])
+    assert batch[("landing", "A", "v1")] == (3_600_000, "a", values)
+    assert batch[(ANY, ANY, "v1")] == batch[(ANY, "A", "v1")] == batch[("landing", "A", "v1")]
+    key = ("landing", "A", "v1")
+    old_context = (7_200_000, "b", ("desktop",) + (None,) * 8)
+    store, deltas = segment_deltas({key: (7_200_000, 1)}, {key: (3_600_000, 1)}, {key: old_context},
+                                   {key: batch[key]})
+    assert store == {key: batch[key]}
+    assert deltas[("landing", "A", "device", "desktop", 7_200_000, 1)] == -1
+    assert deltas[("landing", "A", "device", "mobile", 3_600_000, 1)] == 1
+    assert deltas[("landing", "A", "utm_source", "(none)", 7_200_000, 1)] == -1
+    # a later exposure changes nothing; a click moves the visitor to the mask with both bits
+    assert segment_deltas({key: (3_600_000, 1)}, {}, {key: batch[key]}, {key: old_context}) == ({}, {})
+    _, moved = segment_deltas({key: (3_600_000, 1)}, {key: (3_600_000, 3)}, {key: batch[key]}, {})
+    assert moved[("landing", "A", "device", "mobile", 3_600_000, 1)] == -1
+    assert moved[("landing", "A", "device", "mobile", 3_600_000, 3)] == 1

@@ -117,3 +117,40 @@ def test_a_variant_has_the_same_colour_in_every_chart_whatever_the_filter():
     forest = forest_chart(results_frame(RESULTS), ["A", "B"]).to_dict()
     assert forest["layer"][1]["encoding"]["color"]["scale"]["range"][:2] == list(PALETTE[:2])
     assert forest["layer"][0]["encoding"]["x"]["scale"]["zero"] is True  # 0% always on the axis
+
+
+SEGMENTS = {"segments": [
+    {"value": "mobile", "judged": True, "variants": [
+        {"variant": "A", "visitors": 300, "conversions": 30, "rate": 0.1},
+        {"variant": "B", "visitors": 300, "conversions": 60, "rate": 0.2, "uplift": 1.0, "uplift_ci_low": 0.5,
+         "uplift_ci_high": 1.5, "p_value": 0.001, "p_value_adjusted": 0.002, "significant": True}]},
+    {"value": "tablet", "judged": False, "variants": [
+        {"variant": "A", "visitors": 40, "conversions": 4, "rate": 0.1},
+        {"variant": "B", "visitors": 40, "conversions": 2, "rate": 0.05, "uplift": -0.5, "uplift_ci_low": -1.2,
+         "uplift_ci_high": 0.2, "p_value": 0.4, "p_value_adjusted": None, "significant": None}]}]}
+
+
+def test_segment_frame_and_uplift_chart():
+    from dashboard.charts import segment_uplift_chart, segments_frame
+
+    frame = segments_frame(SEGMENTS)
+    assert list(frame["segment"]) == ["mobile", "mobile", "tablet", "tablet"]
+    assert list(frame["judged"]) == [True, True, False, False]
+    spec = segment_uplift_chart(frame, ["A", "B"]).to_dict()
+    interval, point, zero = spec["layer"]
+    assert interval["encoding"]["y"]["sort"] == ["mobile", "tablet"]
+    assert interval["encoding"]["x"]["scale"]["zero"] is True and zero["mark"]["type"] == "rule"
+    assert interval["encoding"]["opacity"]["scale"]["range"] == [1.0, 0.3]  # too small to judge: faint
+    [rows] = [rows for rows in spec["datasets"].values() if rows and "uplift" in rows[0]]
+    assert [row["variant"] for row in rows] == ["B", "B"]  # the control has no uplift to draw
+    assert segments_frame({}).empty
+
+
+def test_traffic_frame_and_chart():
+    from dashboard.charts import traffic_chart, traffic_frame
+
+    frame = traffic_frame({"values": [{"value": "google", "visitors": 8, "conversions": 2, "rate": 0.25},
+                                      {"value": "(none)", "visitors": 3, "conversions": 0, "rate": 0.0}]})
+    spec = traffic_chart(frame, "Visitors per source").to_dict()
+    assert spec["encoding"]["y"]["sort"] == ["google", "(none)"] and spec["encoding"]["x"]["field"] == "visitors"
+    assert list(traffic_frame({}).columns) == ["value", "visitors", "conversions", "rate"]
