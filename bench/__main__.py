@@ -94,6 +94,9 @@ def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[s
     smallest = settings.sizes[0]
     for backend, size in by_size:
         add(report.stats_row(backend, size, smallest, by_size[(backend, size)], by_size[(backend, smallest)]))
+    for backend, size in by_size:
+        if size == settings.sizes[-1]:
+            add(report.segmented_row(backend, size, by_size[(backend, size)]))
     notes.append("Bulk loads for the stats figure (raw events written directly, then the aggregates rebuilt "
                  "once): " + ", ".join(f"{size:,} events on {backend} {loaded['load_seconds']:.0f} s"
                                        for (backend, size), loaded in by_size.items()) + ".")

@@ -18,6 +18,7 @@ ASSIGN_NEW = 0.5
 BATCH = 0.25  # of raw executemany
 STATS_MS = 50.0  # median at the largest size
 STATS_GROWTH = 2.0  # from the smallest size to the largest
+SEGMENTED_MS = 80.0  # results per segment: median at the largest size
 MEMORY_MB = 200.0  # resident, per process
 MB = 1024 * 1024
 
@@ -102,6 +103,12 @@ def stats_row(backend: str, size: int, smallest: int, figures: dict[str, float],
                f"{growth[0]:.2f}×, {growth[1]:.2f}×", f"< {STATS_MS:g} ms, ≤ {STATS_GROWTH:g}× from {smallest:,}",
                yes(slowest < STATS_MS and max(growth) <= STATS_GROWTH),
                "– (one request at a time from Python)", "–")
+
+
+def segmented_row(backend: str, size: int, figures: dict[str, float]) -> Row:
+    return Row(f"results per segment (utm_source, 5 values), {size:,} events, {backend}",
+               f"{figures['segmented_ms']:.1f} ms (median)", "–", "–", f"< {SEGMENTED_MS:g} ms",
+               yes(figures["segmented_ms"] < SEGMENTED_MS), "– (one request at a time from Python)", "–")
 
 
 MEMORY_HEADER = ("server", "after", "gunicorn master, MB", "workers, MB", f"goal < {MEMORY_MB:g} MB each", )

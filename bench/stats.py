@@ -1,4 +1,4 @@
-"""/stats and experiment results latency at several event counts, bulk-loaded, on SQLite (and on
+"""/stats, experiment results and results per segment: latency at several event counts, bulk-loaded, on SQLite (and on
 PostgreSQL with settings.database_url).
 
 Latency at low concurrency is what an analyst sees, so this figure is timed from Python: one request
@@ -31,7 +31,23 @@ COLUMNS = ("event_id", "experiment", "variant", "event_type", "visitor_id", "ts"
 QUERIES = {
     "stats": ("/stats", {"experiment": "landing"}),
     "results": ("/experiments/landing/results", {"metric": "form_submit", "weights": "A:0.5,B:0.5"}),
+    "segmented": ("/experiments/landing/results", {"metric": "form_submit", "weights": "A:0.5,B:0.5",
+                                                   "dimension": "utm_source"}),
 }
+# Each visitor's context, by visitor number: three devices, five sources (one of them direct traffic).
+CONTEXT_COLUMNS = ("event_id", "device", "browser", "utm_source")
+DEVICES = (("desktop", "Chrome"), ("mobile", "Mobile Safari"), ("tablet", "Chrome"))
+SOURCES = ("google", "newsletter", "linkedin", "bing", None)
+
+
+def contexts(chunk: list[tuple]) -> list[tuple]:
+    """The context rows of a chunk's page views (what the landing page's exposures carry)."""
+    rows = []
+    for event_id, _, _, event_type, visitor_id, _ in chunk:
+        if event_type == "page_view":
+            number = int(visitor_id[1:])
+            rows.append((event_id, *DEVICES[number % 3], SOURCES[number % 5]))
+    return rows
 
 
 def traffic(count: int, seed: int = 1) -> Iterator[list[tuple]]:
@@ -72,6 +88,8 @@ def load_sqlite(path: Path, count: int) -> str:
     with db:
         for chunk in traffic(count):
             db.executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)", chunk)
+            db.executemany(f"INSERT INTO event_context ({', '.join(CONTEXT_COLUMNS)}) VALUES (?, ?, ?, ?)",
+                           contexts(chunk))
     db.close()
     rebuild(url)
     return url
@@ -86,7 +104,12 @@ def load_postgres(database_url: str, count: int) -> str:
             for chunk in traffic(count):
                 for row in chunk:
                     copy.write_row(row)
+        with cursor.copy(f"COPY event_context ({', '.join(CONTEXT_COLUMNS)}) FROM STDIN") as copy:
+            for chunk in traffic(count):
+                for row in contexts(chunk):
+                    copy.write_row(row)
         cursor.execute("ANALYZE events")
+        cursor.execute("ANALYZE event_context")
     rebuild(database_url)
     return database_url
 

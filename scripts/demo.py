@@ -34,7 +34,7 @@ from core.bucketing import assign_variant  # noqa: E402
 
 DAYS = 14
 EVENT_NAMESPACE = uuid.UUID("6f1c2f4e-5d1a-4f0e-9a51-1a2b3c4d5e6f")
-BATCH = 1000
+BATCH = 500  # events per request: with their contexts, well under MAX_BODY_BYTES
 
 
 @dataclass
@@ -122,6 +122,31 @@ def visits(rng: random.Random, now: datetime) -> list[tuple[str, datetime]]:
     return result
 
 
+# Where the demo's visitors come from and what they use: (weight, context) pairs, as the landing page derives them.
+SOURCES = [(40, {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "spring_sale",
+                 "referrer_host": "www.google.com"}),
+           (20, {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "weekly_digest"}),
+           (10, {"utm_source": "linkedin", "utm_medium": "social", "referrer_host": "www.linkedin.com"}),
+           (10, {"referrer_host": "news.example.org"}),
+           (20, {})]
+DEVICES = [(45, {"device": "desktop", "browser": "Chrome", "os": "Windows"}),
+           (10, {"device": "desktop", "browser": "Firefox", "os": "Linux"}),
+           (25, {"device": "mobile", "browser": "Mobile Safari", "os": "iOS"}),
+           (15, {"device": "mobile", "browser": "Chrome Mobile", "os": "Android"}),
+           (5, {"device": "tablet", "browser": "Mobile Safari", "os": "iOS"})]
+COUNTRIES = [(30, "US"), (20, "DE"), (15, "FR"), (15, "GB"), (20, "NL")]
+
+
+def context_for(visitor: str) -> dict[str, str]:
+    """The visitor's context, the same in every experiment they see."""
+    rng = random.Random(visitor)
+
+    def pick(choices):
+        return rng.choices([c for _, c in choices], [w for w, _ in choices])[0]
+
+    return {**pick(SOURCES), **pick(DEVICES), "country": pick(COUNTRIES), "path": "/"}
+
+
 def events_for(demo: Demo, visitor: str, at: datetime, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
     start, end = now - timedelta(days=demo.days[1]), now - timedelta(days=demo.days[0])
     if demo.status == "draft" or not start <= at <= end:
@@ -136,7 +161,7 @@ def events_for(demo: Demo, visitor: str, at: datetime, now: datetime, rng: rando
                 "visitor_id": visitor, "experiment": demo.key, "variant": variant, "event_type": kind,
                 "timestamp": (at + timedelta(seconds=seconds)).isoformat()}
 
-    rows = [event("page_view", 0)]
+    rows = [{**event("page_view", 0), "context": context_for(visitor)}]
     if rng.random() < demo.click[variant]:
         rows.append(event("cta_click", rng.uniform(5, 90)))
         if rng.random() < demo.signup[variant]:
