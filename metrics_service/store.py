@@ -126,6 +126,7 @@ class MetricsStore:
         self.segment_limit = segment_limit
         self._admitted: set[tuple[str, str]] = set()  # (dimension, value) known to be kept
         self._full: set[str] = set()  # dimensions known to hold segment_limit values
+        self._refused: set[tuple[str, str]] = set()  # values of full dimensions known not to be kept
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
@@ -185,11 +186,11 @@ class MetricsStore:
         on PostgreSQL; SQLite's write lock is held already). Returns what to remember after commit."""
         wanted = {(name, value) for context in contexts for name, value in zip(DIMENSIONS, context, strict=True)
                   if value is not None}
-        unknown = sorted(pair for pair in wanted - self._admitted if pair[0] not in self._full)
+        unknown = sorted(wanted - self._admitted - self._refused)
         key = ("dimension", "value")
         found = set(find_rows(conn, segment_values.name, key, key, unknown)) if unknown else set()
         full = set()
-        for name in sorted({name for name, _ in unknown}):
+        for name in sorted({name for name, _ in unknown} - self._full):
             missing = [pair for pair in unknown if pair[0] == name and pair not in found]
             if not missing:
                 continue
@@ -203,6 +204,8 @@ class MetricsStore:
             found.update(admitted)
             if kept + len(admitted) >= self.segment_limit:
                 full.add(name)
+        # a full dimension keeps no new value: what it does not keep now, it never will
+        refused = {pair for pair in unknown if pair not in found and pair[0] in self._full | full}
         keep = self._admitted | found
         folded = [tuple(value if value is None or (name, value) in keep else OTHER
                         for name, value in zip(DIMENSIONS, context, strict=True)) for context in contexts]
@@ -210,6 +213,9 @@ class MetricsStore:
         def remember() -> None:
             self._admitted.update(found)
             self._full.update(full)
+            if len(self._refused) > MEMORY_VISITORS:  # a bounded memory: forgetting costs a look-up
+                self._refused.clear()
+            self._refused.update(refused)
 
         return folded, remember
 

@@ -195,3 +195,26 @@ def test_concurrent_callers_count_each_event_once(metrics):
     assert sum(accepted) == len({row.event_id for work in works for row in work})
     assert metrics.insert_events(rows) == len(rows) - sum(accepted)
     assert_matches_rebuild(metrics)
+
+
+def test_workers_share_the_values_a_dimension_keeps(db_url):
+    """Two workers on one database: a value kept by one is kept by the other, even once the other has
+    seen the dimension full; a value neither kept becomes (other) for both."""
+    first, second = (MetricsStore(make_engine(db_url), segment_limit=2) for _ in range(2))
+    first.init_schema()
+
+    def exposure(store, visitor, campaign):
+        store.insert_events(*stored_form([{"visitor_id": visitor, "variant": "A", "event_type": "page_view",
+                                           "context": {"utm_campaign": campaign}}]))
+
+    exposure(first, "v1", "spring")
+    exposure(second, "v2", "summer")  # the second worker fills the dimension
+    exposure(second, "v3", "spring")  # kept by the first worker: kept
+    exposure(first, "v4", "autumn")
+    exposure(second, "v5", "autumn")
+    with first.engine.connect() as conn:
+        rows = conn.execute(select(metrics_store.event_context.c.utm_campaign)).scalars().all()
+    assert sorted(rows) == ["(other)", "(other)", "spring", "spring", "summer"]
+    assert_matches_rebuild(first)
+    for store in (first, second):
+        store.engine.dispose()
