@@ -355,7 +355,8 @@ SEGMENT_ADJUSTMENT = "benjamini-hochberg"  # how segment p-values are adjusted f
 @dataclass(frozen=True)
 class SegmentResult:
     """One segment's readout (variants: the control first). A segment where some variant has fewer than
-    MIN_VISITORS visitors or MIN_CONVERSIONS conversions is not judged: no adjusted p-value."""
+    MIN_VISITORS visitors or MIN_CONVERSIONS conversions is not judged: no adjusted p-value. Here a
+    variant's `significant` means its Benjamini-Hochberg adjusted z-test p-value is below alpha."""
 
     value: str
     visitors: int
