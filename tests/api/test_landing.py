@@ -310,3 +310,23 @@ def test_a_tampered_assignment_cookie_is_ignored(landing_app, landing_client):
         assert landing_variant_shown(response.get_data(as_text=True)) == "A"
         assert shown_variants(landing_app, response) == {"landing": "A"}  # and a genuine cookie again
 
+
+
+def test_the_exposure_carries_the_visitors_context_and_nothing_else_does(landing_app, landing_client,
+                                                                         metrics_server):
+    from metrics_service.store import event_context
+
+    landing_client.get("/?utm_source=Google&utm_campaign=Spring", headers={
+        "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+                      "Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+        "Referer": "https://news.example.org/story?reader=42"})
+    assert landing_client.post("/track", json={"event_type": "cta_click"}).status_code == 202
+    store = stored_events(landing_app, metrics_server)
+    with store.engine.connect() as conn:
+        contexts = conn.execute(select(event_context)).mappings().all()
+    [view] = [row for row in stored_rows(metrics_server) if row["event_type"] == "page_view"]
+    [context] = contexts  # the click carries none
+    assert context["event_id"] == view["event_id"]
+    assert {k: v for k, v in context.items() if v and k != "event_id"} == {
+        "device": "mobile", "browser": "Mobile Safari", "os": "iOS", "utm_source": "google",
+        "utm_campaign": "spring", "referrer_host": "news.example.org", "path": "/"}
