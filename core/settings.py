@@ -43,6 +43,16 @@ def _switch(name: str, value: str) -> bool:
     raise ValueError(f"{name} must be true or false")
 
 
+def _non_negative(name: str, value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number of days") from exc
+    if number < 0:
+        raise ValueError(f"{name} must not be negative")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -77,6 +87,9 @@ class Settings:
     webhook_max_backoff_seconds: float = 3600.0
     data_dir: Path = Path("data")
     secret_key: str = ""  # signs the landing service's assignment cookie; unset: one kept in data_dir
+    # metrics_service: raw events older than this many days are deleted daily; 0 keeps them forever
+    event_retention_days: int = 0
+    retention_check_seconds: float = 3600.0  # how often each worker looks whether the daily run is due
     # the dashboard
     landing_url: str = "http://127.0.0.1:8080"  # where variant preview links point
     admin_session_hours: float = 12.0  # how long a signed-in admin stays signed in across reloads
@@ -117,6 +130,8 @@ class Settings:
             webhook_max_backoff_seconds=float(env.get("WEBHOOK_MAX_BACKOFF_SECONDS", "3600")),
             data_dir=data_dir,
             secret_key=env.get("SECRET_KEY", "").strip(),
+            event_retention_days=_non_negative("EVENT_RETENTION_DAYS", env.get("EVENT_RETENTION_DAYS", "") or "0"),
+            retention_check_seconds=float(env.get("RETENTION_CHECK_SECONDS", "3600")),
             landing_url=env.get("LANDING_URL", "http://127.0.0.1:8080").rstrip("/"),
             admin_session_hours=float(env.get("ADMIN_SESSION_HOURS", "12")),
         )

@@ -25,8 +25,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     store = MetricsStore(engine, segment_limit=settings.segment_values)
     store.init_schema()
     app.extensions["metrics_store"] = store
+    if settings.event_retention_days and settings.retention_check_seconds > 0:
+        from metrics_service.retention import RetentionThread
 
-    from metrics_service import ingest, reports, results
+        app.extensions["retention"] = RetentionThread(store, settings.event_retention_days,
+                                                      settings.retention_check_seconds).start()
+
+    from metrics_service import export, ingest, reports, results
     from metrics_service import openapi as metrics_service_openapi
 
     app.register_blueprint(openapi_blueprint(metrics_service_openapi.spec))
@@ -34,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ingest.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(results.bp)
+    app.register_blueprint(export.bp)
     return app
 
 

@@ -290,11 +290,7 @@ class Aggregates:
         are left alone."""
         for table in self.tables if contexts is not None else self.tables[:-2]:
             conn.execute(delete(table))
-        # What ingest would count: rows written some other way (by hand, by another version) with an
-        # unknown event type, a time before 1970 or past year 9999, or "*" (ANY) for an experiment or
-        # variant are left out, as ingest refuses them.
-        counted = and_(events.c.excluded.is_(None), events.c.event_type.in_(list(EVENT_BITS)),
-                       events.c.ts.between(*COUNTABLE_MS), events.c.experiment != ANY, events.c.variant != ANY)
+        counted = counts(events)
         hour = (events.c.ts - events.c.ts % HOUR_MS)
         conn.execute(self.agg_events.insert().from_select(
             ["experiment", "variant", "event_type", "hour", "events"],
@@ -361,6 +357,14 @@ class Aggregates:
                 select(state.c.experiment, state.c.variant, literal(name), value, cohort, state.c.mask, func.count())
                 .select_from(joined).where(state.c.mask != 0)
                 .group_by(state.c.experiment, state.c.variant, value, cohort, state.c.mask)))
+
+
+def counts(events: Table):
+    """The condition on raw events that the aggregates count: what ingest would count. Rows written
+    some other way (by hand, by another version) with an unknown event type, a time before 1970 or
+    past year 9999, or "*" (ANY) for an experiment or variant are left out, as ingest refuses them."""
+    return and_(events.c.excluded.is_(None), events.c.event_type.in_(list(EVENT_BITS)),
+                events.c.ts.between(*COUNTABLE_MS), events.c.experiment != ANY, events.c.variant != ANY)
 
 
 def _scopes(events: Table) -> list[tuple]:

@@ -15,11 +15,14 @@ from core.openapi import (
     query_params,
     ref,
 )
+from metrics_service.encoding import MEDIA_TYPES
 from metrics_service.schemas import (
     Accepted,
     CumulativeQuery,
     CumulativeSeries,
+    EventExportQuery,
     EventSeries,
+    ExperimentExportQuery,
     Funnel,
     FunnelQuery,
     Results,
@@ -31,6 +34,14 @@ from metrics_service.schemas import (
     Traffic,
     TrafficQuery,
 )
+
+
+def export_operation(summary: str, formats: tuple[str, ...], params: list[dict[str, Any]]) -> dict[str, Any]:
+    """A streamed export: one media type per format (chosen by the `format` parameter); an admin token."""
+    op = operation(summary, (200, {"type": "string"}), (400,), params=params, secured=True)
+    op["responses"]["200"]["content"] = {MEDIA_TYPES[fmt].split(";")[0]: {"schema": {"type": "string"}}
+                                         for fmt in formats}
+    return op
 
 
 def spec() -> dict[str, Any]:
@@ -65,6 +76,14 @@ def spec() -> dict[str, Any]:
             "Cumulative exposure and conversion per time bucket and variant",
             (200, ref("CumulativeSeries")), (400,), params=[*key, *query_params(CumulativeQuery)],
         )},
+        "/events/export": {"get": export_operation(
+            "The raw events, every column, in id order, streamed (csv, ndjson or parquet); resume with "
+            "after=<the last id received>", ("csv", "ndjson", "parquet"), query_params(EventExportQuery))},
+        "/experiments/{key}/export": {"get": export_operation(
+            "One row per visitor and variant as the readouts count them: first counted event, then per event "
+            "type the number of events and the first one's time, streamed (csv or ndjson); resume with "
+            "after=<variant>:<visitor_id> of the last row", ("csv", "ndjson"),
+            [*key, *query_params(ExperimentExportQuery)])},
     }
     schemas = {**answer_schemas(Accepted, Stats, EventSeries, Funnel, Results, CumulativeSeries, SegmentResults,
                                 Traffic),

@@ -31,6 +31,7 @@ from core.events import (
 from core.experiments import WEIGHT_TOLERANCE
 from core.keys import KEY_PATTERN, MAX_KEY_LENGTH
 from core.validation import Query
+from metrics_service.encoding import ExportFormat, TableFormat
 from metrics_service.series import INTERVALS_MS
 from metrics_service.statistics import SEGMENT_ADJUSTMENT, SegmentResult, SrmResult, VariantResult, VerdictCode
 
@@ -166,6 +167,35 @@ class TrafficQuery(Window):
     experiment: Name | None = Field(None, description="only this experiment's visitors; default: every visitor")
     metric: Metric = DEFAULT_METRIC
     top: int = Field(20, ge=1, le=200, description="how many values, most visitors first")
+
+
+class EventExportQuery(Window):
+    """GET /events/export. Unlike the stats, the time window is exact (to the millisecond)."""
+
+    format: ExportFormat = "csv"
+    experiment: Name | None = None
+    after: int | None = Field(None, ge=0, description="resume after the event with this id (the last `id` received)")
+
+
+def parse_visitor_cursor(value: Any) -> Any:
+    """"VARIANT:VISITOR_ID" -> (variant, visitor_id); the variant's pattern has no colon."""
+    if not isinstance(value, str):
+        return value
+    variant, sep, visitor = value.partition(":")
+    if not sep or not visitor or not re.fullmatch(KEY_PATTERN, variant):
+        raise ValueError("expected VARIANT:VISITOR_ID (the last row's variant and visitor_id)")
+    return variant, visitor
+
+
+VisitorCursor = Annotated[tuple[str, str], BeforeValidator(parse_visitor_cursor),
+                          WithJsonSchema({"type": "string", "description": "VARIANT:VISITOR_ID"})]
+
+
+class ExperimentExportQuery(Query):
+    """GET /experiments/<key>/export."""
+
+    format: TableFormat = "csv"
+    after: VisitorCursor | None = Field(None, description="resume after this row: the last row's variant:visitor_id")
 
 
 # Answers ---------------------------------------------------------------------------------------------

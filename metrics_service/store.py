@@ -2,7 +2,7 @@
 read only the aggregates, so their cost does not grow with the number of events)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,16 +20,19 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    delete,
     func,
     select,
+    tuple_,
+    update,
 )
 
-from core.db import find_rows, insert_new, insert_rows, run_write
-from core.events import DIMENSIONS, EVENT_BITS, EXPOSURE, EventRow
+from core.db import find_rows, insert_ignore, insert_new, insert_rows, run_write
+from core.events import DIMENSIONS, EVENT_BITS, EVENT_TYPES, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
 from core.settings import DEFAULT_SEGMENT_VALUES
-from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted, Exposure
+from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted, Exposure, counts
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 from metrics_service.visitor_memory import MEMORY_VISITORS, Known
 
@@ -52,6 +55,15 @@ events = Table(
     Index("ix_events_ts", "ts"),
 )
 
+# Background jobs (the daily retention): who runs one and until when, and when it is next due.
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=True),
+    Column("lease_until", BigInteger, nullable=False),  # ms since the epoch; free after it
+    Column("next_run", BigInteger, nullable=False),  # ms since the epoch; due from then on
+)
 
 # The context of each counted exposure that carried one (see core.events.Context), its values folded.
 event_context = Table(
@@ -337,3 +349,88 @@ class MetricsStore:
                  .order_by(table.c.variant, table.c.cohort_hour))
         with self.engine.connect() as conn:
             return [(r.variant, int(r.cohort_hour), int(r.exposed), int(r.converted)) for r in conn.execute(query)]
+
+    # Export -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def event_columns() -> list[Column]:
+        """Every column of the raw events table, in order: what an event export carries."""
+        return list(events.c)
+
+    def event_page(self, after: int, limit: int, experiment: str | None = None, since_ms: int | None = None,
+                   until_ms: int | None = None) -> list[tuple]:
+        """Up to `limit` raw events with an id above `after`, in id order (keyset pagination: each page
+        is one short read, whatever the table's size); `since` inclusive, `until` exclusive, exact."""
+        conditions = [events.c.id > after]
+        if experiment is not None:
+            conditions.append(events.c.experiment == experiment)
+        # `ts + 0`: walk the primary key in order and test the time on the way, rather than let the
+        # planner read the time index and sort every match for each page.
+        if since_ms is not None:
+            conditions.append(events.c.ts + 0 >= since_ms)
+        if until_ms is not None:
+            conditions.append(events.c.ts + 0 < until_ms)
+        query = select(events).where(*conditions).order_by(events.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    @staticmethod
+    def visitor_columns() -> list[str]:
+        """The columns of visitor_rows: the visitor's variant and id, the time of their first counted
+        event (their cohort), then per event type the number of events and the time of the first."""
+        return ["variant", "visitor_id", "first_ts",
+                *(f"{t}_{part}" for t in EVENT_TYPES for part in ("events", "first_ts"))]
+
+    def visitor_rows(self, experiment: str, after: tuple[str, str] | None = None,
+                     chunk: int = 2000) -> Iterator[list[tuple]]:
+        """The experiment's visitors as the readouts count them (counted events only), one row per
+        (variant, visitor) in that order after `after`, in lists of up to `chunk` rows. One read,
+        grouped by the database and fetched a chunk at a time."""
+        per_type = []
+        for event_type in EVENT_TYPES:
+            is_type = events.c.event_type == event_type
+            per_type += [func.sum(case((is_type, 1), else_=0)), func.min(case((is_type, events.c.ts)))]
+        conditions = [events.c.experiment == experiment, counts(events)]
+        if after is not None:
+            conditions.append(tuple_(events.c.variant, events.c.visitor_id) > tuple_(*after))
+        query = (select(events.c.variant, events.c.visitor_id, func.min(events.c.ts), *per_type)
+                 .where(*conditions).group_by(events.c.variant, events.c.visitor_id)
+                 .order_by(events.c.variant, events.c.visitor_id))
+        with self.engine.connect() as conn:
+            for part in conn.execution_options(yield_per=chunk).execute(query).partitions():
+                yield [tuple(row) for row in part]
+
+    # Retention ----------------------------------------------------------------------------------------
+
+    def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
+        """Delete up to `limit` raw events older than cutoff_ms in one short write transaction; how
+        many were deleted. The aggregates are left as they are: they still count the deleted events."""
+        oldest = select(events.c.id).where(events.c.ts < cutoff_ms).limit(limit).scalar_subquery()
+        return run_write(self.engine, lambda conn: conn.execute(delete(events).where(events.c.id.in_(oldest))).rowcount)
+
+    def claim_job(self, name: str, holder: str, now_ms: int, lease_ms: int) -> bool:
+        """Take the job `name` for lease_ms when it is due and nobody holds it; True when taken. One
+        conditional UPDATE: of several workers or instances, exactly one sees its row change."""
+        def work(conn: Connection) -> bool:
+            conn.execute(insert_ignore(conn, job_leases).values(name=name, holder=None, lease_until=0, next_run=0))
+            taken = conn.execute(update(job_leases).where(
+                job_leases.c.name == name, job_leases.c.next_run <= now_ms, job_leases.c.lease_until <= now_ms,
+            ).values(holder=holder, lease_until=now_ms + lease_ms))
+            return taken.rowcount == 1
+
+        return run_write(self.engine, work)
+
+    def renew_job(self, name: str, holder: str, now_ms: int, lease_ms: int) -> bool:
+        """Extend a lease still held; False when it ran out and another holder has it."""
+        def work(conn: Connection) -> bool:
+            return conn.execute(update(job_leases).where(
+                job_leases.c.name == name, job_leases.c.holder == holder,
+            ).values(lease_until=now_ms + lease_ms)).rowcount == 1
+
+        return run_write(self.engine, work)
+
+    def finish_job(self, name: str, holder: str, next_run_ms: int) -> None:
+        """Release the lease and set when the job is next due."""
+        run_write(self.engine, lambda conn: conn.execute(update(job_leases).where(
+            job_leases.c.name == name, job_leases.c.holder == holder,
+        ).values(holder=None, lease_until=0, next_run=next_run_ms)))
