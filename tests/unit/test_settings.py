@@ -12,6 +12,12 @@ def test_defaults_name_the_service_and_its_database():
     assert settings.admin_token == "" and settings.named_tokens == ()
     assert settings.outbox_autostart is True and settings.refresh_seconds == 1.0
     assert settings.ingest_key == "" and settings.rate_limit_ingest == "1200/minute"
+    assert settings.event_retention_days == 0  # raw events are kept forever
+
+
+@pytest.mark.parametrize(("value", "days"), [("", 0), ("0", 0), (" 90 ", 90)])
+def test_event_retention_days(value, days):
+    assert Settings.from_env("metrics_service", environ={"EVENT_RETENTION_DAYS": value}).event_retention_days == days
 
 
 def test_values_are_parsed_from_the_environment():
@@ -29,7 +35,8 @@ def test_values_are_parsed_from_the_environment():
     assert settings.ingest_key == "key" and settings.rate_limit_ingest == ""
 
 
-@pytest.mark.parametrize("environ", [{"ADMIN_TOKENS": "no-colon"}, {"OUTBOX_AUTOSTART": "maybe"}, {"PORT": "x"}])
+@pytest.mark.parametrize("environ", [{"ADMIN_TOKENS": "no-colon"}, {"OUTBOX_AUTOSTART": "maybe"}, {"PORT": "x"},
+                                     {"EVENT_RETENTION_DAYS": "-1"}, {"EVENT_RETENTION_DAYS": "a week"}])
 def test_malformed_values_are_refused_at_start(environ):
     with pytest.raises(ValueError):
         Settings.from_env("landing", environ=environ)
