@@ -169,12 +169,16 @@ class TrafficQuery(Window):
     top: int = Field(20, ge=1, le=200, description="how many values, most visitors first")
 
 
+MAX_ID = 2**63 - 1  # the largest id a BIGINT holds
+
+
 class EventExportQuery(Window):
     """GET /events/export. Unlike the stats, the time window is exact (to the millisecond)."""
 
     format: ExportFormat = "csv"
     experiment: Name | None = None
-    after: int | None = Field(None, ge=0, description="resume after the event with this id (the last `id` received)")
+    after: int | None = Field(None, ge=0, le=MAX_ID,
+                              description="resume after the event with this id (the last `id` received)")
 
 
 def parse_visitor_cursor(value: Any) -> Any:

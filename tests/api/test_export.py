@@ -61,6 +61,7 @@ def test_exports_need_an_admin_token(client, path):
     ("/events/export", "format=xml", {"format"}),
     ("/events/export", "after=-1&since=yesterday", {"after", "since"}),
     ("/events/export", "since=2026-02-01&until=2026-01-01", {"since"}),
+    ("/events/export", f"after={2**63}&experiment={'x' * 65}", {"after", "experiment"}),
     ("/experiments/landing/export", "format=parquet", {"format"}),
     ("/experiments/landing/export", "after=no-colon", {"after"}),
     ("/experiments/landing/export", "after=bad variant:v1", {"after"}),
