@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.helpers import ADMIN_TOKEN, INGEST_HEADERS, INGEST_KEY, make_landing, settings_for
+from tests.helpers import ADMIN_TOKEN, INGEST_KEY, make_landing, settings_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -84,8 +84,9 @@ def test_fuzz_metrics_service(tmp_path):
     from metrics_service import create_app
 
     app = create_app(settings_for("metrics_service", DATABASE_URL=f"sqlite:///{tmp_path / 'm.db'}",
-                                  INGEST_KEY=INGEST_KEY))
-    assert fuzz(app, headers=INGEST_HEADERS) > 100
+                                  INGEST_KEY=INGEST_KEY, ADMIN_TOKEN=ADMIN_TOKEN))
+    # the admin token: ingest accepts it too, and the exports need it
+    assert fuzz(app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) > 100
 
 
 def test_fuzz_landing(tmp_path, closed_port_url):
