@@ -45,7 +45,8 @@ def _csv(columns: Sequence[str], chunks: Iterable[Sequence[tuple]]) -> Iterator[
 
 
 def _ndjson(columns: Sequence[str], chunks: Iterable[Sequence[tuple]]) -> Iterator[bytes]:
-    """One JSON object per line, with every column (null for a missing value)."""
+    """One JSON object per line, with every column (null for a missing value; a value JSON has no type
+    for, such as a decimal, as its text)."""
     for rows in chunks:
-        yield "".join(json.dumps(dict(zip(columns, row, strict=True)), separators=(",", ":")) + "\n"
+        yield "".join(json.dumps(dict(zip(columns, row, strict=True)), separators=(",", ":"), default=str) + "\n"
                       for row in rows).encode()

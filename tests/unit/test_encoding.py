@@ -35,6 +35,13 @@ def test_ndjson_is_one_object_per_row():
         dict(zip(COLUMNS, row, strict=True)) for row in ROWS]
 
 
+def test_ndjson_writes_a_decimal_as_its_text():
+    from decimal import Decimal
+
+    out = b"".join(encode("ndjson", ["value"], [Decimal], [[(Decimal("12.50"),)]]))
+    assert json.loads(out) == {"value": "12.50"}
+
+
 def test_parquet_keeps_types_and_values():
     table = pq.read_table(io.BytesIO(b"".join(pieces("parquet", [ROWS[:2], ROWS[2:]]))))
     assert table.schema == pa.schema([("id", pa.int64()), ("name", pa.string()), ("score", pa.float64()),
