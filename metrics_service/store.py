@@ -354,8 +354,9 @@ class MetricsStore:
 
     @staticmethod
     def event_columns() -> list[Column]:
-        """Every column of the raw events table, in order: what an event export carries."""
-        return list(events.c)
+        """What an event export carries: every column of the raw events table, in order, then an
+        exposure's context (its dimensions; empty for other events)."""
+        return [*events.c, *(column for column in event_context.c if column.name != "event_id")]
 
     def event_page(self, after: int, limit: int, experiment: str | None = None, since_ms: int | None = None,
                    until_ms: int | None = None) -> list[tuple]:
@@ -370,7 +371,9 @@ class MetricsStore:
             conditions.append(events.c.ts + 0 >= since_ms)
         if until_ms is not None:
             conditions.append(events.c.ts + 0 < until_ms)
-        query = select(events).where(*conditions).order_by(events.c.id).limit(limit)
+        query = (select(*self.event_columns())
+                 .select_from(events.outerjoin(event_context, event_context.c.event_id == events.c.event_id))
+                 .where(*conditions).order_by(events.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(query)]
 
@@ -403,10 +406,18 @@ class MetricsStore:
     # Retention ----------------------------------------------------------------------------------------
 
     def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
-        """Delete up to `limit` raw events older than cutoff_ms in one short write transaction; how
-        many were deleted. The aggregates are left as they are: they still count the deleted events."""
-        oldest = select(events.c.id).where(events.c.ts < cutoff_ms).limit(limit).scalar_subquery()
-        return run_write(self.engine, lambda conn: conn.execute(delete(events).where(events.c.id.in_(oldest))).rowcount)
+        """Delete up to `limit` raw events older than cutoff_ms, with their contexts, in one short write
+        transaction; how many were deleted. The aggregates are left as they are: they still count the
+        deleted events."""
+        def work(conn: Connection) -> int:
+            oldest = conn.execute(select(events.c.id, events.c.event_id).where(events.c.ts < cutoff_ms)
+                                  .limit(limit)).all()
+            if oldest:
+                conn.execute(delete(event_context).where(event_context.c.event_id.in_([r.event_id for r in oldest])))
+                conn.execute(delete(events).where(events.c.id.in_([r.id for r in oldest])))
+            return len(oldest)
+
+        return run_write(self.engine, work)
 
     def claim_job(self, name: str, holder: str, now_ms: int, lease_ms: int) -> bool:
         """Take the job `name` for lease_ms when it is due and nobody holds it; True when taken. One

@@ -76,7 +76,9 @@ def test_bad_parameters_are_a_structured_400(client, path, query, fields):
 @pytest.mark.parametrize("fmt", ["csv", "ndjson", "parquet"])
 def test_event_export_has_every_column_of_every_event(client, fmt):
     send(client, [{"visitor_id": f"v{i}", "variant": "AB"[i % 2], "event_type": "page_view",
-                   "properties": {"path": "/, \"quoted\"\n"}, "bot": i == 3} for i in range(12)])
+                   "properties": {"path": "/, \"quoted\"\n"}, "bot": i == 3,
+                   **({"context": {"device": "mobile", "utm_source": "news"}} if i == 0 else {})}
+                  for i in range(12)])
     response = export(client, "/events/export", format=fmt)
     assert response.headers["Content-Disposition"] == f'attachment; filename="events.{fmt}"'
     table = frame(response, fmt)
@@ -86,6 +88,9 @@ def test_event_export_has_every_column_of_every_event(client, fmt):
     assert sorted(table["visitor_id"]) == sorted(f"v{i}" for i in range(12))
     assert set(table["properties"]) == {json.dumps({"path": "/, \"quoted\"\n"}, separators=(",", ":"))}
     assert table.loc[table["visitor_id"] == "v3", "excluded"].item() == "bot"
+    # an exposure's context comes with it, in a column per dimension
+    assert list(table.loc[table["visitor_id"] == "v0", ["device", "utm_source"]].iloc[0]) == ["mobile", "news"]
+    assert table.loc[table["visitor_id"] != "v0", "device"].isna().all()
 
 
 def test_event_export_filters_by_experiment_and_exact_time(client):

@@ -8,9 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from core.db import now_millis
 from metrics_service.retention import LEASE_MS, RUN_EVERY_MS, cutoff_ms, purge, run_if_due
+from metrics_service.store import event_context
 from tests.helpers import ADMIN_TOKEN, INGEST_HEADERS, INGEST_KEY, flask_app, run_together
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -24,8 +26,9 @@ def app(db_url):
 
 
 def event(visitor: str, event_type: str, when: datetime, experiment: str = "landing", variant: str = "A") -> dict:
+    context = {"context": {"device": "mobile"}} if event_type == "page_view" else {}
     return {"visitor_id": visitor, "variant": variant, "event_type": event_type, "experiment": experiment,
-            "event_id": str(uuid.uuid4()), "timestamp": when.isoformat()}
+            "event_id": str(uuid.uuid4()), "timestamp": when.isoformat(), **context}
 
 
 def send(client, rows):
@@ -75,6 +78,9 @@ def test_retention_with_concurrent_ingest_loses_no_event_inside_the_window(app):
     stored = stored_event_ids(client)
     inside = {e["event_id"] for e in kept} | {e["event_id"] for rows in new for e in rows}
     assert stored == inside  # everything inside the window, nothing outside it
+    with store.engine.connect() as conn:  # the exposures' contexts go with their events
+        contexts = set(conn.execute(select(event_context.c.event_id)).scalars())
+    assert contexts == inside  # every event kept here is a page view with a context
     # the aggregates are kept: they still count the deleted events, exactly as before
     assert answers(client, "old") == before_old
     assert client.get("/stats").get_json()["total_events"] == total_before + 1600

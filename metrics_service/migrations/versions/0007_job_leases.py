@@ -2,13 +2,13 @@
 and when it is next due, so one worker of one instance runs it at a time.
 
 Revision ID: m0007
-Revises: m0004
+Revises: m0005
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "m0007"
-down_revision = "m0004"
+down_revision = "m0005"
 branch_labels = None
 depends_on = None
 
