@@ -16,8 +16,12 @@ BucketRange = tuple[float, float]
 
 def fnv1a32(text: str) -> int:
     """FNV-1a 32-bit over the string's UTF-16 code units, as JavaScript's charCodeAt sees them."""
-    data = text.encode("utf-16-le", "surrogatepass")
     h = FNV_OFFSET
+    if text.isascii():  # each code unit is the character's byte (visitor ids, keys): no UTF-16 pairs to join
+        for unit in text.encode():
+            h = ((h ^ unit) * FNV_PRIME) & _MASK
+        return h
+    data = text.encode("utf-16-le", "surrogatepass")
     for i in range(0, len(data), 2):
         h ^= data[i] | (data[i + 1] << 8)
         h = (h * FNV_PRIME) & _MASK

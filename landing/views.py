@@ -3,17 +3,27 @@
 None of them calls another service: flags and experiments come from the process's refreshed copy
 (landing.definitions), a returning visitor's assignments from their signed cookie (landing.sticky),
 and events and new assignments go to the local outbox.
+
+The page's HTML depends only on the flag values shown (and the preview, the signup notice, the
+address it is served under), of which a site has few combinations: each process keeps the last
+RENDERED pages it rendered and serves them again without running the template.
 """
 from __future__ import annotations
 
 import hmac
+import json
 import re
+import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from werkzeug.http import dump_cookie
 
 from core.events import experiment_event_id, parse_events
 from core.flags import COLOR_PATTERN, LAYOUTS, default_value
@@ -29,7 +39,10 @@ bp = Blueprint("landing", __name__)
 
 VISITOR_COOKIE = "ll_vid"
 COOKIE_MAX_AGE = 365 * 24 * 3600
+_PLAIN_COOKIE_VALUE = re.compile(r"^[A-Za-z0-9._-]{1,4000}$")  # UUIDs and itsdangerous signatures
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+RENDERED = 256  # pages kept per process (each some 10 KB)
+EVENT_SHAPES = 1024  # (experiment, variant, event type, ...) combinations whose fields are kept per process
 
 
 @bp.app_template_filter("number")
@@ -50,7 +63,20 @@ def _visitor_id() -> tuple[str, bool]:
 
 
 def _set_cookie(response, name: str, value: str) -> None:
-    response.set_cookie(name, value, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True, secure=request.is_secure)
+    if not _PLAIN_COOKIE_VALUE.match(value):  # werkzeug quotes such values
+        response.set_cookie(name, value, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True,
+                            secure=request.is_secure)
+        return
+    response.headers.add("Set-Cookie", f"{name}={value}{_cookie_attributes(name, request.is_secure, int(time.time()))}")
+
+
+@lru_cache(maxsize=8)
+def _cookie_attributes(name: str, secure: bool, second: int) -> str:
+    """What werkzeug writes after `name=value` (expiry, flags) for a cookie set at this second: made
+    once a second rather than once a response. Only values that need no quoting use it."""
+    header = dump_cookie(name, "x", max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True, secure=secure,
+                         expires=second + COOKIE_MAX_AGE)
+    return header.removeprefix(f"{name}=x")
 
 
 def _limit(visitor_id: str) -> None:
@@ -94,14 +120,30 @@ def _events(visitor_id: str, experiments: Mapping[str, str], event_type: str, ba
     """One event per experiment, validated with the shared schema. Each id is derived from the action's
     id and the experiment, so a retried request stores each event once. Events carry the time of the
     visit, so they keep it however late they are delivered."""
-    now = datetime.now(UTC).isoformat()
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     bot = is_bot(request.headers.get("User-Agent"))
-    events = [{"event_id": experiment_event_id(base, experiment), "timestamp": now, "visitor_id": visitor_id,
-               "experiment": experiment, "variant": variant, "event_type": event_type, "forced": forced,
-               "bot": bot, **({"properties": properties} if properties else {}),
-               **({"context": context} if context else {})}
-              for experiment, variant in sorted(experiments.items())]
-    return [event.model_dump(mode="json", exclude_none=True) for event in parse_events(events)]
+    shown = json.dumps(properties, sort_keys=True) if properties else None
+    segments = json.dumps(context, sort_keys=True) if context else None
+    return [{**_event_fields(experiment, variant, event_type, forced, bot, shown, segments),
+             "event_id": experiment_event_id(base, experiment), "timestamp": now, "visitor_id": visitor_id}
+            for experiment, variant in sorted(experiments.items())]
+
+
+@lru_cache(maxsize=EVENT_SHAPES)
+def _event_fields(experiment: str, variant: str, event_type: str, forced: bool, bot: bool,
+                  properties: str | None, context: str | None) -> dict[str, Any]:
+    """The fields an event of this shape has besides its id, time and visitor, as the shared schema
+    validates and writes them. Checked once per shape (properties and context as JSON): the rest (a
+    UUID visitor id and event id, the time now) always fits the schema."""
+    probe = {"event_id": str(uuid.UUID(int=0)), "timestamp": datetime.now(UTC).isoformat(), "visitor_id": "probe",
+             "experiment": experiment, "variant": variant, "event_type": event_type, "forced": forced, "bot": bot,
+             **({"properties": json.loads(properties)} if properties else {}),
+             **({"context": json.loads(context)} if context else {})}
+    [event] = parse_events([probe])
+    fields = event.model_dump(mode="json", exclude_none=True)
+    for name in ("event_id", "timestamp", "visitor_id"):
+        del fields[name]
+    return fields
 
 
 def _record(visitor_id: str, experiments: Mapping[str, str], event_type: str, action_id: str | None = None,
@@ -129,14 +171,59 @@ def _accent(values: Mapping[str, Any]) -> str:
     return color if isinstance(color, str) and COLOR_PATTERN.match(color) else default_value("accent_color")
 
 
+class PageCache:
+    """The last `size` pages rendered, by everything the template reads (least recently used first out)."""
+
+    def __init__(self, size: int = RENDERED):
+        self.size = size
+        self._pages: OrderedDict[Hashable, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> str | None:
+        with self._lock:
+            html = self._pages.get(key)
+            if html is not None:
+                self._pages.move_to_end(key)
+            return html
+
+    def put(self, key: Hashable, html: str) -> None:
+        with self._lock:
+            self._pages[key] = html
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+
+def _page_html(values: Mapping[str, Any], accent: str, forced: str, signed_up: bool) -> str:
+    """The page (no form error), rendered once per combination and then served from the process's cache.
+    A value's type is part of the key: True and 1 are equal in Python but not on the page."""
+    key = (request.script_root, accent, forced, signed_up,
+           tuple((name, type(value).__name__, value) for name, value in sorted(values.items())))
+    try:
+        hash(key)
+    except TypeError:  # a value that is not a scalar: render every time
+        key = None
+    cache = current_app.extensions.setdefault("landing_pages", PageCache())
+    html = cache.get(key) if key is not None else None
+    if html is None:
+        html = render_template("page.html", values=values, accent=accent, forced=forced, signed_up=signed_up,
+                               form_error=None, email=None)
+        if key is not None:
+            cache.put(key, html)
+    return html
+
+
 def _render(visitor_id: str, visit: Visit, status: int = 200, signed_up: bool = False,
             form_error: str | None = None, email: str | None = None):
     values = dict(visit.values)
     if values.get("layout") not in LAYOUTS:
         values["layout"] = LAYOUTS[0]
-    html = render_template("page.html", values=values, accent=_accent(visit.values),
-                           forced=forced_spec(visit.forced), signed_up=signed_up, form_error=form_error,
-                           email=email)
+    accent, forced = _accent(visit.values), forced_spec(visit.forced)
+    if form_error is None and email is None:
+        html = _page_html(values, accent, forced, signed_up)
+    else:
+        html = render_template("page.html", values=values, accent=accent, forced=forced, signed_up=signed_up,
+                               form_error=form_error, email=email)
     response = current_app.response_class(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     _set_cookie(response, VISITOR_COOKIE, visitor_id)
