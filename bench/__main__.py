@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bench import assign, ingest, page, report, stats, visitors
+from bench import assign, ingest, page, report, scaling, stats, visitors
 from bench.services import Memory
 from bench.settings import DEFAULT_SIZES, Settings
 from bench.wrk import SATURATED, wrk_path
@@ -47,9 +47,12 @@ def command(settings: Settings) -> str:
                                  ("BENCH_ROUNDS", settings.rounds, defaults.rounds),
                                  ("BENCH_THREADS", settings.threads, defaults.threads),
                                  ("BENCH_CONNECTIONS", settings.connections, defaults.connections),
-                                 ("BENCH_VISITORS", settings.visitors, defaults.visitors)):
+                                 ("BENCH_VISITORS", settings.visitors, defaults.visitors),
+                                 ("BENCH_PAGE_VISITORS", settings.page_visitors, defaults.page_visitors)):
         if value != default:
             env.append(f"{name}={value}")
+    if settings.scaling:
+        env.append("BENCH_SCALING=1")
     if settings.sizes != DEFAULT_SIZES:
         env.append(f"BENCH_SIZES={','.join(map(str, settings.sizes))}")
     return " ".join([*env, "make bench"])
@@ -102,12 +105,21 @@ def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[s
                                        for (backend, size), loaded in by_size.items()) + ".")
     progress("stats")
 
+    if settings.scaling:
+        if not settings.database_url:
+            raise SystemExit("BENCH_SCALING needs BENCH_DATABASE_URL (the instances share one PostgreSQL database)")
+        measured = scaling.scaling(settings, data, memory)
+        notes.append("\n".join(report.markdown(report.SCALING_HEADER, report.scaling_rows(measured))))
+        notes.append(report.scaling_note(measured))
+        progress("scaling")
+
     if settings.visitors:
         seen = visitors.through_the_page(settings, data, memory)
         notes.append(
             f"Memory figure: {seen.visitors:,} new visitors through the page in {seen.page_seconds / 60:.1f} min "
-            f"({seen.visitors / seen.page_seconds:,.0f}/s, {seen.failed:,} failed); metrics_service counted "
-            f"{seen.counted:,} distinct visitors {seen.drain_seconds:.0f} s after the last page view.")
+            f"({seen.visitors / seen.page_seconds:,.0f}/s), then {seen.ingested:,} more straight to ingest in "
+            f"batches of {ingest.BATCH} in {seen.ingest_seconds / 60:.1f} min; {seen.failed:,} failed; "
+            f"metrics_service counted {seen.counted:,} distinct visitors {seen.drain_seconds:.0f} s after the last.")
         progress("memory figure")
     return notes
 
@@ -155,7 +167,10 @@ started and {load_after[0]:.1f} when it ended, on {os.cpu_count()} cores: other 
 
 Reproduce with `{command(settings)}`. `BENCH_DATABASE_URL=postgresql+psycopg://...` adds the PostgreSQL
 rows (in schemas of their own, dropped afterwards); `BENCH_VISITORS=1000000` adds the memory figure
-for that many new visitors through the page; `BENCH_SECONDS`, `BENCH_ROUNDS`, `BENCH_THREADS`,
+for that many distinct new visitors, the first `BENCH_PAGE_VISITORS` (100,000) through the page and
+the rest straight to ingest (about 6 min); `BENCH_SCALING=1` (with `BENCH_DATABASE_URL`) adds one
+and two instances of each service behind nginx, each pinned to a core (`bench/scaling.py`, about
+2 min); `BENCH_SECONDS`, `BENCH_ROUNDS`, `BENCH_THREADS`,
 `BENCH_CONNECTIONS` and `BENCH_SIZES` tune the rest (`bench/settings.py`).
 
 **How.** Every server runs under gunicorn with the shipped `gunicorn.conf.py` (2 workers × 8 threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.ingest import Raw
+from bench.scaling import INSTANCES, Scaling
 from bench.services import Memory
 from bench.wrk import SATURATED, Figure, ratio
 
@@ -118,3 +119,28 @@ def memory_rows(memory: list[Memory]) -> list[tuple[str, ...]]:
     return [(m.server, m.after, f"{m.resident[0] / MB:.0f}" if m.resident else "–",
              ", ".join(f"{r / MB:.0f}" for r in m.resident[1:]) or "–", yes(m.largest / MB < MEMORY_MB))
             for m in memory]
+
+
+SCALING_HEADER = ("instances (1 core each, behind nginx, PostgreSQL)", "landing `GET /`, new visitors",
+                  "`POST /events`, one event", "page ×", "ingest ×", "server CPU, cores (page / ingest)")
+
+
+def scaling_rows(measured: Scaling) -> list[tuple[str, ...]]:
+    rows = []
+    page_one, ingest_one = measured.figures[f"page {INSTANCES[0]}"], measured.figures[f"ingest {INSTANCES[0]}"]
+    for n in INSTANCES:
+        page, ingest = measured.figures[f"page {n}"], measured.figures[f"ingest {n}"]
+        failed = page.errors + ingest.errors
+        rows.append((f"{n}", rate(page), rate(ingest, "events/s"),
+                     f"{page.rate / page_one.rate:.2f}" if page_one.rate and not failed else "–",
+                     f"{ingest.rate / ingest_one.rate:.2f}" if ingest_one.rate and not failed else "–",
+                     f"{page.server_cores:.2f} / {ingest.server_cores:.2f}"
+                     + (f" ({failed:,} failed requests)" if failed else "")))
+    return rows
+
+
+def scaling_note(measured: Scaling) -> str:
+    return (f"Scaling figure: PostgreSQL inserted or updated {measured.rows_per_event:.1f} rows per stored event "
+            f"({measured.events:,} events stored by the metrics_service instances, page views and single events); "
+            f"its backends serving the two instances used {measured.postgres_ms_per_event:.2f} ms of CPU per event "
+            f"at {measured.ingest_rate:,.0f} single events/s.")

@@ -60,9 +60,10 @@ class Servers:
             self.memory.append(Memory(label, self.after, tuple(resident_bytes(pid) for pid in service.pids())))
         self._stack.close()
 
-    def gunicorn(self, app: str, label: str | None = None, **env: str) -> ServiceProcess:
+    def gunicorn(self, app: str, label: str | None = None, cpu: int | None = None, **env: str) -> ServiceProcess:
         """APPS[app] under gunicorn with the shipped config, on a free port, logging beside the data;
-        on SQLite in a folder of its own unless env names a DATABASE_URL."""
+        on SQLite in a folder of its own unless env names a DATABASE_URL; with `cpu`, every process of
+        it pinned to that core (taskset)."""
         label = label or app
         folder = self.data / label
         # No per-key ingest limit: a throughput figure would otherwise measure RATE_LIMIT_INGEST.
@@ -72,8 +73,10 @@ class Servers:
             port = free_port()
             log = self.data / f"{label}.log"
             try:
+                pinned = [] if cpu is None else ["taskset", "-c", str(cpu)]
                 service = self._stack.enter_context(running(
-                    gunicorn_command(APPS[app], port), env, f"http://127.0.0.1:{port}/health", log_path=log))
+                    [*pinned, *gunicorn_command(APPS[app], port)], env, f"http://127.0.0.1:{port}/health",
+                    log_path=log))
                 time.sleep(SETTLE)
                 if service.process.poll() is None:
                     break

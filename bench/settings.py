@@ -22,6 +22,8 @@ class Settings:
     sizes: tuple[int, ...] = DEFAULT_SIZES  # event counts for the stats figure
     database_url: str = ""  # PostgreSQL for the rows so marked; none without it
     visitors: int = 0  # distinct visitors through the page and ingest for the memory figure; 0 skips it
+    page_visitors: int = 100_000  # of those, how many come through the page (the rest straight to ingest)
+    scaling: bool = False  # one and two instances behind nginx on PostgreSQL (needs database_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -41,4 +43,6 @@ class Settings:
             sizes=tuple(int(s) for s in sizes.split(",")) if sizes else default.sizes,
             database_url=env.get("BENCH_DATABASE_URL", ""),
             visitors=number("BENCH_VISITORS", default.visitors),
+            page_visitors=number("BENCH_PAGE_VISITORS", default.page_visitors),
+            scaling=env.get("BENCH_SCALING", "") not in ("", "0", "false"),
         )

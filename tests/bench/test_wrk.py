@@ -45,3 +45,24 @@ def test_settings_come_from_bench_variables_with_defaults():
                                   "BENCH_DATABASE_URL": "postgresql+psycopg://x@y/z", "BENCH_THREADS": ""})
     assert (settings.seconds, settings.sizes, settings.visitors, settings.threads) == (7, (1000, 2000), 1_000_000, 1)
     assert settings.database_url == "postgresql+psycopg://x@y/z"
+
+
+def test_scaling_and_the_page_share_of_the_memory_figure_are_opt_in_settings():
+    assert not Settings().scaling
+    assert Settings().page_visitors == 100_000
+    settings = Settings.from_env({"BENCH_SCALING": "1", "BENCH_PAGE_VISITORS": "5000"})
+    assert settings.scaling and settings.page_visitors == 5000
+    assert not Settings.from_env({"BENCH_SCALING": "0"}).scaling
+
+
+def test_scaling_rows_compare_each_configuration_with_one_instance():
+    from bench.report import scaling_rows
+    from bench.scaling import Scaling
+
+    figures = {"page 1": Figure("page 1", (round_(400),)), "page 2": Figure("page 2", (round_(700),)),
+               "ingest 1": Figure("ingest 1", (round_(1000),)), "ingest 2": Figure("ingest 2", (round_(1900),))}
+    one, two = scaling_rows(Scaling(figures, 11.0, 5000, 0.5, 1900.0))
+    assert (one[0], one[3], one[4]) == ("1", "1.00", "1.00")
+    assert (two[0], two[3], two[4]) == ("2", "1.75", "1.90")
+    figures["ingest 2"] = Figure("ingest 2", (round_(1900, non_2xx=3),))
+    assert scaling_rows(Scaling(figures, 11.0, 5000, 0.5, 1900.0))[1][3:5] == ("–", "–")
