@@ -51,7 +51,7 @@ def command(settings: Settings) -> str:
                                  ("BENCH_PAGE_VISITORS", settings.page_visitors, defaults.page_visitors)):
         if value != default:
             env.append(f"{name}={value}")
-    if settings.scaling:
+    if settings.scaling and settings.runs("scaling") or "scaling" in settings.only:
         env.append("BENCH_SCALING=1")
     if settings.sizes != DEFAULT_SIZES:
         env.append(f"BENCH_SIZES={','.join(map(str, settings.sizes))}")
@@ -66,46 +66,51 @@ def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[s
     def progress(group: str) -> None:
         print(f"({group} done, {time.perf_counter() - started:.0f} s in)", file=sys.stderr, flush=True)
 
-    figures = page.landing(settings, data, memory)
-    add(report.against_ceiling("landing `GET /`, returning visitor", figures["returning"], figures["ceiling"],
-                               report.PAGE_RETURNING, report.PAGE_P99))
-    add(report.against_ceiling("landing `GET /`, new visitor", figures["new"], figures["ceiling"],
-                               report.PAGE_NEW, report.PAGE_P99))
-    progress("the page")
+    if settings.runs("page"):
+        figures = page.landing(settings, data, memory)
+        add(report.against_ceiling("landing `GET /`, returning visitor", figures["returning"], figures["ceiling"],
+                                   report.PAGE_RETURNING, report.PAGE_P99))
+        add(report.against_ceiling("landing `GET /`, new visitor", figures["new"], figures["ceiling"],
+                                   report.PAGE_NEW, report.PAGE_P99))
+        progress("the page")
 
-    figures = ingest.single(settings, data, memory)
-    for backend in ("SQLite", "PostgreSQL"):
-        if backend in figures:
-            add(report.against_ceiling(f"`POST /events`, one event, {backend}", figures[backend],
-                                       figures["ceiling"], report.EVENTS))
-    progress("single-event ingest")
+    if settings.runs("ingest"):
+        figures = ingest.single(settings, data, memory)
+        for backend in ("SQLite", "PostgreSQL"):
+            if backend in figures:
+                add(report.against_ceiling(f"`POST /events`, one event, {backend}", figures[backend],
+                                           figures["ceiling"], report.EVENTS))
+        progress("single-event ingest")
 
-    figures = assign.assign(settings, data, memory)
-    for backend in ("SQLite", "PostgreSQL"):
-        for kind, goal in (("returning", report.ASSIGN_RETURNING), ("new", report.ASSIGN_NEW)):
-            if f"{backend} {kind}" in figures:
-                add(report.against_ceiling(f"`/assign`, {kind} visitor, {backend}", figures[f"{backend} {kind}"],
-                                           figures["ceiling"], goal))
-    progress("/assign")
+    if settings.runs("assign"):
+        figures = assign.assign(settings, data, memory)
+        for backend in ("SQLite", "PostgreSQL"):
+            for kind, goal in (("returning", report.ASSIGN_RETURNING), ("new", report.ASSIGN_NEW)):
+                if f"{backend} {kind}" in figures:
+                    add(report.against_ceiling(f"`/assign`, {kind} visitor, {backend}",
+                                               figures[f"{backend} {kind}"], figures["ceiling"], goal))
+        progress("/assign")
 
-    for backend, (figure, raw) in ingest.batch(settings, data, memory).items():
-        add(report.against_raw(f"batch ingest, {ingest.BATCH} first-time visitors per request, {backend}",
-                               figure, raw, backend))
-    progress("batch ingest")
+    if settings.runs("batch"):
+        for backend, (figure, raw) in ingest.batch(settings, data, memory).items():
+            add(report.against_raw(f"batch ingest, {ingest.BATCH} first-time visitors per request, {backend}",
+                                   figure, raw, backend))
+        progress("batch ingest")
 
-    by_size = stats.measure(settings, data, memory)
-    smallest = settings.sizes[0]
-    for backend, size in by_size:
-        add(report.stats_row(backend, size, smallest, by_size[(backend, size)], by_size[(backend, smallest)]))
-    for backend, size in by_size:
-        if size == settings.sizes[-1]:
-            add(report.segmented_row(backend, size, by_size[(backend, size)]))
-    notes.append("Bulk loads for the stats figure (raw events written directly, then the aggregates rebuilt "
-                 "once): " + ", ".join(f"{size:,} events on {backend} {loaded['load_seconds']:.0f} s"
-                                       for (backend, size), loaded in by_size.items()) + ".")
-    progress("stats")
+    if settings.runs("stats"):
+        by_size = stats.measure(settings, data, memory)
+        smallest = settings.sizes[0]
+        for backend, size in by_size:
+            add(report.stats_row(backend, size, smallest, by_size[(backend, size)], by_size[(backend, smallest)]))
+        for backend, size in by_size:
+            if size == settings.sizes[-1]:
+                add(report.segmented_row(backend, size, by_size[(backend, size)]))
+        notes.append("Bulk loads for the stats figure (raw events written directly, then the aggregates rebuilt "
+                     "once): " + ", ".join(f"{size:,} events on {backend} {loaded['load_seconds']:.0f} s"
+                                           for (backend, size), loaded in by_size.items()) + ".")
+        progress("stats")
 
-    if settings.scaling:
+    if settings.scaling and settings.runs("scaling") or "scaling" in settings.only:
         if not settings.database_url:
             raise SystemExit("BENCH_SCALING needs BENCH_DATABASE_URL (the instances share one PostgreSQL database)")
         measured = scaling.scaling(settings, data, memory)
@@ -113,7 +118,7 @@ def measure(settings: Settings, data: Path, add, memory: list[Memory]) -> list[s
         notes.append(report.scaling_note(measured))
         progress("scaling")
 
-    if settings.visitors:
+    if settings.visitors and settings.runs("visitors"):
         seen = visitors.through_the_page(settings, data, memory)
         notes.append(
             f"Memory figure: {seen.visitors:,} new visitors through the page in {seen.page_seconds / 60:.1f} min "
@@ -147,6 +152,9 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     memory_lines = report.markdown(report.MEMORY_HEADER, report.memory_rows(memory))
     print("\n".join([*memory_lines, *notes, f"{elapsed / 60:.1f} min"]))
+    if settings.only:
+        print(f"BENCH_ONLY={','.join(settings.only)}: docs/benchmarks.md left as it was (it records whole runs)")
+        return
     write_doc(settings, rows, memory_lines, notes, elapsed, load_before, os.getloadavg())
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_SIZES = (100_000, 1_000_000, 10_000_000)
+GROUPS = ("page", "ingest", "assign", "batch", "stats", "scaling", "visitors")  # BENCH_ONLY's names
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class Settings:
     visitors: int = 0  # distinct visitors through the page and ingest for the memory figure; 0 skips it
     page_visitors: int = 100_000  # of those, how many come through the page (the rest straight to ingest)
     scaling: bool = False  # one and two instances behind nginx on PostgreSQL (needs database_url)
+    only: tuple[str, ...] = ()  # BENCH_ONLY=page,ingest,...: just these groups, printed, docs left alone
+
+    def runs(self, group: str) -> bool:
+        """Whether this run measures `group` (one of GROUPS)."""
+        return not self.only or group in self.only
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -34,6 +40,10 @@ class Settings:
             return int(env.get(name, "") or value)
 
         sizes = env.get("BENCH_SIZES", "")
+        only = tuple(group.strip() for group in env.get("BENCH_ONLY", "").split(",") if group.strip())
+        unknown = set(only) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"BENCH_ONLY names no group {sorted(unknown)}; the groups: {', '.join(GROUPS)}")
         return cls(
             seconds=max(1, number("BENCH_SECONDS", default.seconds)),
             rounds=max(1, number("BENCH_ROUNDS", default.rounds)),
@@ -45,4 +55,5 @@ class Settings:
             visitors=number("BENCH_VISITORS", default.visitors),
             page_visitors=number("BENCH_PAGE_VISITORS", default.page_visitors),
             scaling=env.get("BENCH_SCALING", "") not in ("", "0", "false"),
+            only=only,
         )

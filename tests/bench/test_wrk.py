@@ -66,3 +66,12 @@ def test_scaling_rows_compare_each_configuration_with_one_instance():
     assert (two[0], two[3], two[4]) == ("2", "1.75", "1.90")
     figures["ingest 2"] = Figure("ingest 2", (round_(1900, non_2xx=3),))
     assert scaling_rows(Scaling(figures, 11.0, 5000, 0.5, 1900.0))[1][3:5] == ("–", "–")
+
+
+def test_bench_only_runs_the_groups_named():
+    assert Settings().runs("page") and Settings().runs("stats")
+    settings = Settings.from_env({"BENCH_ONLY": "page, scaling"})
+    assert settings.only == ("page", "scaling")
+    assert settings.runs("page") and not settings.runs("stats")
+    with pytest.raises(ValueError, match="BENCH_ONLY"):
+        Settings.from_env({"BENCH_ONLY": "pages"})
