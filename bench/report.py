@@ -141,6 +141,7 @@ def scaling_rows(measured: Scaling) -> list[tuple[str, ...]]:
 
 def scaling_note(measured: Scaling) -> str:
     return (f"Scaling figure: PostgreSQL inserted or updated {measured.rows_per_event:.1f} rows per stored event "
-            f"({measured.events:,} events stored by the metrics_service instances, page views and single events); "
+            f"({measured.events:,} events stored by the metrics_service instances, page views and single events; "
+            f"{measured.bytes_per_event:,.0f} bytes of tables and indexes per event); "
             f"its backends serving the two instances used {measured.postgres_ms_per_event:.2f} ms of CPU per event "
             f"at {measured.ingest_rate:,.0f} single events/s.")

@@ -74,6 +74,7 @@ class Scaling:
     events: int
     postgres_ms_per_event: float  # PostgreSQL backend CPU per event, single-event ingest through 2 instances
     ingest_rate: float  # events/s of that measurement
+    bytes_per_event: float = 0.0  # the metrics schemas' tables and indexes over the events stored
 
 
 def schema_of(url: str) -> str:
@@ -145,14 +146,15 @@ def postgres_backends(base_url: str) -> list[int]:
                                              (APPLICATION,))]
 
 
-def rows_written(base_url: str, schema: str) -> tuple[int, int]:
-    """(rows inserted or updated in the schema's tables, events stored)."""
+def rows_written(base_url: str, schema: str) -> tuple[int, int, int]:
+    """(rows inserted or updated in the schema's tables, events stored, bytes of its tables and indexes)."""
     with psycopg.connect(plain(base_url)) as db:
         db.execute("SELECT pg_stat_force_next_flush()")
-        changed = db.execute("SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables "
-                             "WHERE schemaname = %s", (schema,)).fetchone()[0]
+        changed, size = db.execute(
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0), coalesce(sum(pg_total_relation_size(relid)), 0) "
+            "FROM pg_stat_user_tables WHERE schemaname = %s", (schema,)).fetchone()
         events = db.execute(f'SELECT count(*) FROM "{schema}".events').fetchone()[0]
-    return int(changed), int(events)
+    return int(changed), int(events), int(size)
 
 
 def scaling(settings: Settings, data: Path, memory: list) -> Scaling:
@@ -174,9 +176,10 @@ def scaling(settings: Settings, data: Path, memory: list) -> Scaling:
         run = load(Target("ingest", two.ingest_url, "events.lua", args, two.metrics), settings)
         postgres = cpu_seconds(backends) - before
         time.sleep(1)
-        changed = events = 0
+        changed = events = size = 0
         for configuration in stacks.values():
-            rows, stored = rows_written(base, configuration.metrics_schema)
-            changed, events = changed + rows, events + stored
+            rows, stored, used = rows_written(base, configuration.metrics_schema)
+            changed, events, size = changed + rows, events + stored, size + used
         return Scaling(figures, changed / events if events else 0.0, events,
-                       1000 * postgres / run.requests if run.requests else 0.0, run.requests / run.seconds)
+                       1000 * postgres / run.requests if run.requests else 0.0, run.requests / run.seconds,
+                       size / events if events else 0.0)
