@@ -179,7 +179,9 @@ for that many distinct new visitors, the first `BENCH_PAGE_VISITORS` (100,000) t
 the rest straight to ingest (about 6 min); `BENCH_SCALING=1` (with `BENCH_DATABASE_URL`) adds one
 and two instances of each service behind nginx, each pinned to a core (`bench/scaling.py`, about
 2 min); `BENCH_SECONDS`, `BENCH_ROUNDS`, `BENCH_THREADS`,
-`BENCH_CONNECTIONS` and `BENCH_SIZES` tune the rest (`bench/settings.py`).
+`BENCH_CONNECTIONS` and `BENCH_SIZES` tune the rest (`bench/settings.py`); `BENCH_ONLY=page` (or
+`ingest`, `assign`, `batch`, `stats`, `scaling`, `visitors`, comma-separated) measures just those
+groups and prints them without rewriting this file.
 
 **How.** Every server runs under gunicorn with the shipped `gunicorn.conf.py` (2 workers × 8 threads)
 on the same machine as the load generator, [wrk](https://github.com/wg/wrk) (Debian's package), with

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.ingest import BATCH as BATCH_EVENTS
 from bench.ingest import Raw
 from bench.scaling import INSTANCES, Scaling
 from bench.services import Memory
@@ -144,4 +145,5 @@ def scaling_note(measured: Scaling) -> str:
             f"({measured.events:,} events stored by the metrics_service instances, page views and single events; "
             f"{measured.bytes_per_event:,.0f} bytes of tables and indexes per event); "
             f"its backends serving the two instances used {measured.postgres_ms_per_event:.2f} ms of CPU per event "
-            f"at {measured.ingest_rate:,.0f} single events/s.")
+            f"at {measured.ingest_rate:,.0f} single events/s, and {measured.postgres_ms_per_batched_event:.3f} ms "
+            f"per event in batches of {BATCH_EVENTS} first-time visitors at {measured.batch_rate:,.0f} events/s.")

@@ -24,10 +24,11 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
+from bench.ingest import BATCH
 from bench.page import start_experiments
 from bench.services import INGEST_KEY, Servers
 from bench.settings import Settings
-from bench.wrk import Figure, Target, compare, load
+from bench.wrk import Figure, Round, Target, compare, load
 from harness.processes import ServiceProcess, cpu_seconds, free_port
 from harness.proxy import MAIN_CONFIG, TEMPLATE, nginx_path, render_template
 
@@ -75,6 +76,8 @@ class Scaling:
     postgres_ms_per_event: float  # PostgreSQL backend CPU per event, single-event ingest through 2 instances
     ingest_rate: float  # events/s of that measurement
     bytes_per_event: float = 0.0  # the metrics schemas' tables and indexes over the events stored
+    postgres_ms_per_batched_event: float = 0.0  # the same, batches of BATCH first-time visitors' events
+    batch_rate: float = 0.0  # events/s of that measurement
 
 
 def schema_of(url: str) -> str:
@@ -171,15 +174,26 @@ def scaling(settings: Settings, data: Path, memory: list) -> Scaling:
         figures = compare(targets, settings)
         time.sleep(2)  # the outboxes deliver the page views' events
         two = stacks[max(INSTANCES)]
-        backends = postgres_backends(base)
-        before = cpu_seconds(backends)
-        run = load(Target("ingest", two.ingest_url, "events.lua", args, two.metrics), settings)
-        postgres = cpu_seconds(backends) - before
+        single, postgres = postgres_cpu(base, Target("ingest", two.ingest_url, "events.lua", args, two.metrics),
+                                        settings)
+        batched, postgres_batched = postgres_cpu(
+            base, Target("batch", two.ingest_url, "batch.lua", {**args, "size": str(BATCH)}, two.metrics,
+                         connections=settings.batch_connections, items_per_request=BATCH), settings)
         time.sleep(1)
         changed = events = size = 0
         for configuration in stacks.values():
             rows, stored, used = rows_written(base, configuration.metrics_schema)
             changed, events, size = changed + rows, events + stored, size + used
         return Scaling(figures, changed / events if events else 0.0, events,
-                       1000 * postgres / run.requests if run.requests else 0.0, run.requests / run.seconds,
-                       size / events if events else 0.0)
+                       1000 * postgres / single.requests if single.requests else 0.0, single.requests / single.seconds,
+                       size / events if events else 0.0,
+                       1000 * postgres_batched / (batched.requests * BATCH) if batched.requests else 0.0,
+                       batched.requests * BATCH / batched.seconds)
+
+
+def postgres_cpu(base_url: str, target: Target, settings: Settings) -> tuple[Round, float]:
+    """One run of target, and the CPU seconds PostgreSQL's backends serving the services used meanwhile."""
+    backends = postgres_backends(base_url)
+    before = cpu_seconds(backends)
+    run = load(target, settings)
+    return run, cpu_seconds(backends) - before
