@@ -34,6 +34,7 @@ from harness.proxy import MAIN_CONFIG, TEMPLATE, nginx_path, render_template
 
 INSTANCES = (1, 2)
 APPLICATION = "landing-lab-bench"  # the application_name of the services' PostgreSQL connections
+DRAIN_SECONDS = 300.0
 SECRET = "bench-scaling-secret"  # one for every landing instance, so any of them reads another's cookie
 
 # The ingest entrance: a server block beside the shipped template's, with the same proxy settings.
@@ -66,6 +67,7 @@ class Stack:
     processes: list[ServiceProcess]
     metrics: list[ServiceProcess]
     metrics_schema: str
+    landing_schema: str
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,9 @@ def schema_of(url: str) -> str:
     return make_url(url).query["options"].removeprefix("-csearch_path=")
 
 
-def with_application(url: str) -> str:
-    return make_url(url).update_query_dict({"application_name": APPLICATION}).render_as_string(hide_password=False)
+def with_application(url: str, service: str) -> str:
+    return make_url(url).update_query_dict({"application_name": f"{APPLICATION} {service}"}).render_as_string(
+        hide_password=False)
 
 
 def plain(url: str) -> str:
@@ -120,7 +123,7 @@ def start_nginx(servers: Servers, prefix: Path, landing_ports: list[int], metric
 
 def stack(servers: Servers, base_url: str, instances: int) -> Stack:
     """`instances` of each service, instance i of each pinned to core i (modulo the machine's)."""
-    urls = {service: with_application(servers.schema(base_url))
+    urls = {service: with_application(servers.schema(base_url), service)
             for service in ("ab_service", "metrics_service", "landing")}
     cores = os.cpu_count() or 1
     processes, metrics, landing_ports = [], [], []
@@ -140,13 +143,29 @@ def stack(servers: Servers, base_url: str, instances: int) -> Stack:
         landing_ports.append(page.port)
     page_url, ingest_url = start_nginx(servers, servers.data / f"nginx-{instances}", landing_ports,
                                        [m.port for m in metrics])
-    return Stack(instances, page_url, ingest_url, processes, metrics, schema_of(urls["metrics_service"]))
+    return Stack(instances, page_url, ingest_url, processes, metrics, schema_of(urls["metrics_service"]),
+                 schema_of(urls["landing"]))
 
 
 def postgres_backends(base_url: str) -> list[int]:
+    """The backends serving metrics_service's connections."""
     with psycopg.connect(plain(base_url)) as db:
         return [pid for (pid,) in db.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-                                             (APPLICATION,))]
+                                             (f"{APPLICATION} metrics_service",))]
+
+
+def drain(base_url: str, stacks: list[Stack], timeout: float = DRAIN_SECONDS) -> None:
+    """Wait until the landing instances' outboxes have delivered the page views' events, so that
+    what PostgreSQL does next is the ingest measured and nothing else."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(plain(base_url), autocommit=True) as db:
+        while time.monotonic() < deadline:
+            queued = sum(db.execute(f'SELECT count(*) FROM "{configuration.landing_schema}".outbox '
+                                    "WHERE rejected IS NULL").fetchone()[0] for configuration in stacks)
+            if not queued:
+                return
+            time.sleep(1)
+    raise RuntimeError(f"the landing outboxes still held events after {timeout:.0f} s")
 
 
 def rows_written(base_url: str, schema: str) -> tuple[int, int, int]:
@@ -172,7 +191,7 @@ def scaling(settings: Settings, data: Path, memory: list) -> Scaling:
             targets.append(Target(f"ingest {n}", configuration.ingest_url, "events.lua", args,
                                   configuration.metrics))
         figures = compare(targets, settings)
-        time.sleep(2)  # the outboxes deliver the page views' events
+        drain(base, list(stacks.values()))
         two = stacks[max(INSTANCES)]
         single, postgres = postgres_cpu(base, Target("ingest", two.ingest_url, "events.lua", args, two.metrics),
                                         settings)
