@@ -96,7 +96,8 @@ def plain(url: str) -> str:
     return make_url(url).set(drivername="postgresql").set(query={}).render_as_string(hide_password=False)
 
 
-def start_nginx(servers: Servers, prefix: Path, landing_ports: list[int], metrics_ports: list[int]) -> tuple[str, str]:
+def start_nginx(servers: Servers, prefix: Path, landing_ports: list[int], metrics_ports: list[int],
+                ab_ports: list[int]) -> tuple[str, str]:
     """nginx with the shipped template (landing upstream: every landing instance) and the ingest
     server block; returns the page's and the ingest's base URLs."""
     nginx = nginx_path()
@@ -104,10 +105,13 @@ def start_nginx(servers: Servers, prefix: Path, landing_ports: list[int], metric
         raise RuntimeError("nginx not found (apt-get install nginx)")
     (prefix / "conf.d").mkdir(parents=True, exist_ok=True)
     page_port, ingest_port = free_port(), free_port()
-    upstreams = ";\n    server ".join(f"127.0.0.1:{port}" for port in landing_ports)
+    def upstream(ports: list[int]) -> str:  # the template's `server ${NAME};` becomes one line per instance
+        return ";\n    server ".join(f"127.0.0.1:{port}" for port in ports)
+
     config = render_template(TEMPLATE.read_text(), {
         "LANDING_LISTEN": f"127.0.0.1:{page_port}", "DASHBOARD_LISTEN": f"127.0.0.1:{free_port()}",
-        "LANDING_UPSTREAM": upstreams, "DASHBOARD_UPSTREAM": f"127.0.0.1:{free_port()}"})
+        "LANDING_UPSTREAM": upstream(landing_ports), "DASHBOARD_UPSTREAM": f"127.0.0.1:{free_port()}",
+        "AB_UPSTREAM": upstream(ab_ports)})
     config += INGEST_SERVER.format(servers="\n".join(f"    server 127.0.0.1:{port};" for port in metrics_ports),
                                    listen=f"127.0.0.1:{ingest_port}")
     (prefix / "conf.d" / "landing-lab.conf").write_text(config)
@@ -126,7 +130,7 @@ def stack(servers: Servers, base_url: str, instances: int) -> Stack:
     urls = {service: with_application(servers.schema(base_url), service)
             for service in ("ab_service", "metrics_service", "landing")}
     cores = os.cpu_count() or 1
-    processes, metrics, landing_ports = [], [], []
+    processes, metrics, landing_ports, ab_ports = [], [], [], []
     for i in range(instances):
         common = {"WEB_CONCURRENCY": "1", "SECRET_KEY": SECRET}
         ab = servers.gunicorn("ab_service", f"ab_service {instances}.{i}", cpu=i % cores,
@@ -141,8 +145,9 @@ def stack(servers: Servers, base_url: str, instances: int) -> Stack:
         processes += [page, ab, metric]
         metrics.append(metric)
         landing_ports.append(page.port)
+        ab_ports.append(ab.port)
     page_url, ingest_url = start_nginx(servers, servers.data / f"nginx-{instances}", landing_ports,
-                                       [m.port for m in metrics])
+                                       [m.port for m in metrics], ab_ports)
     return Stack(instances, page_url, ingest_url, processes, metrics, schema_of(urls["metrics_service"]),
                  schema_of(urls["landing"]))
 
