@@ -81,3 +81,25 @@ def test_failed_requests_are_counted_and_withhold_the_ratio(tmp_path):
     assert wrong.errors == wrong.requests > 0
     assert wrong.first_error.startswith("404 ")
     assert ratio(wrong, figures["fine"]) is None
+
+
+def test_one_and_two_instances_behind_nginx_share_one_postgresql_database(tmp_path):
+    """The scaling figure in miniature: both configurations answer through the proxy, every
+    instance pinned to a core, and the rows and PostgreSQL CPU per event are counted."""
+    from bench.scaling import INSTANCES, scaling
+    from harness.proxy import nginx_path
+
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if not base.startswith("postgresql") or nginx_path() is None:
+        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL) and nginx")
+    memory = []
+    measured = scaling(Settings(seconds=1, rounds=1, connections=8, database_url=base), tmp_path, memory)
+    for n in INSTANCES:
+        for kind in ("page", "ingest"):
+            figure = measured.figures[f"{kind} {n}"]
+            assert figure.requests > 0 and figure.errors == 0
+    assert measured.events > 0
+    assert 1 <= measured.rows_per_event < 50  # the event itself and its aggregate rows
+    assert measured.postgres_ms_per_event > 0 and measured.postgres_ms_per_batched_event > 0
+    assert len(memory) == 3 * sum(INSTANCES)
+    assert all(len(m.resident) == 2 for m in memory)  # one worker per instance beside its master
