@@ -50,9 +50,9 @@ def test_events_built_from_cached_shapes_are_what_the_shared_schema_writes():
     visitor = str(uuid.uuid4())
     for user_agent in ("Mozilla/5.0 Chrome/124.0", "Googlebot/2.1 (+http://www.google.com/bot.html)"):
         with app.test_request_context("/", headers={"User-Agent": user_agent}):
-            for properties in (None, {"path": "/"}):
+            for properties, context in ((None, None), ({"path": "/"}, {"device": "mobile", "utm_source": "news"})):
                 events = views._events(visitor, {"hero": "B", "landing": "A"}, "page_view", str(uuid.uuid4()),
-                                       False, properties)
+                                       False, properties, context)
                 expected = [e.model_dump(mode="json", exclude_none=True) for e in parse_events(events)]
                 assert events == expected
                 assert all(e["bot"] is is_bot(user_agent) for e in events)
