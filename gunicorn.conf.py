@@ -17,6 +17,8 @@ keepalive = 5
 graceful_timeout = 20  # SIGTERM: finish in-flight requests, then exit (the landing outbox flushes at exit)
 timeout = 30
 accesslog = None
+# No control socket (gunicorn 24+): every instance on a machine would share its one default path.
+control_socket_disable = True
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 MALLOC_ARENAS = 2

@@ -17,6 +17,7 @@ import ua_parser
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
 MAX_VALUE = 64
+MAX_USER_AGENT = 512  # 4,096 cached entries of at most 512 characters: at most about 2 MB
 UNKNOWN = "other"
 _TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|(android(?!.*mobile))", re.IGNORECASE)
 _MOBILE = re.compile(r"mobi|iphone|ipod|android|windows phone|blackberry|opera mini", re.IGNORECASE)
@@ -30,12 +31,17 @@ def clean(value: str | None) -> str | None:
     return value or None
 
 
-@lru_cache(maxsize=4096)
 def user_agent_facts(user_agent: str) -> tuple[str, str, str, bool]:
-    """(device class, browser family, OS family, crawler?) for a User-Agent string."""
+    """(device class, browser family, OS family, crawler?) for a User-Agent string (its first
+    MAX_USER_AGENT characters: what the parser reads, and what the cache keeps per entry)."""
+    return _user_agent_facts(user_agent[:MAX_USER_AGENT])
+
+
+@lru_cache(maxsize=4096)
+def _user_agent_facts(user_agent: str) -> tuple[str, str, str, bool]:
     if not user_agent:
         return "desktop", UNKNOWN, UNKNOWN, False
-    parsed = ua_parser.parse(user_agent[:512])
+    parsed = ua_parser.parse(user_agent)
     browser = parsed.user_agent.family if parsed.user_agent else UNKNOWN
     os_family = parsed.os.family if parsed.os else UNKNOWN
     crawler = bool(parsed.device and parsed.device.family == "Spider")

@@ -107,3 +107,16 @@ def test_country_from_a_maxmind_database(tmp_path):
     assert countries.country("not an address") is None and countries.country(None) is None
     countries.close()
     assert Countries("").country("203.0.113.7") is None  # no database configured
+
+
+def test_the_user_agent_cache_keeps_at_most_the_parsed_prefix_of_hostile_headers():
+    """A client sending ever-different 8 KB User-Agents must not fill the worker's memory: the cache
+    is keyed by the prefix the parser reads, so what differs after it adds no entry."""
+    from landing.context import MAX_USER_AGENT, _user_agent_facts
+
+    prefix = CHROME_WINDOWS.ljust(MAX_USER_AGENT, "x")
+    user_agent_facts(prefix)
+    before = _user_agent_facts.cache_info().currsize
+    for i in range(50):
+        assert user_agent_facts(prefix + f"{i}" * 8000) == user_agent_facts(prefix)
+    assert _user_agent_facts.cache_info().currsize == before
