@@ -27,7 +27,7 @@ import requests
 from ab_service.schemas import iso_time
 from ab_service.store import AbStore
 from core.db import now_millis
-from core.events import from_millis
+from core.events import DEFAULT_METRIC, from_millis
 from core.experiments import Experiment
 from core.http import bearer
 from core.webhooks import EVENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
@@ -114,7 +114,9 @@ class ReadoutCheck:
     def _check(self, key: str, run: int, experiment: Experiment, now: int) -> int:
         weights = ",".join(f"{v.name}:{v.weight:.10g}" for v in experiment.variants)
         results = self._get(f"/experiments/{key}/results", weights=weights) or {}
-        summary = self._get(f"/experiments/{key}/summary") or {}
+        summary = self._get(f"/experiments/{key}/summary", weights=weights,
+                            primary=experiment.primary_metric or DEFAULT_METRIC,
+                            guardrails=",".join(experiment.guardrail_metrics)) or {}
         alerts = readout_alerts(key, run, results) + guardrail_alerts(key, run, summary)
         raised = sum(self.store.raise_alert(a.event, key, a.data, a.condition) for a in alerts)
         return raised + self._no_data(key, run, weights, now)

@@ -117,6 +117,16 @@ START_AT = "when the scheduler starts it (ISO 8601 with a timezone); cleared onc
 STOP_AT = "when the scheduler stops it (ISO 8601 with a timezone, after start_at); cleared once carried out"
 
 
+MetricKeys = Annotated[list[Key], Field(max_length=20, description="metric keys (metrics_service's /metrics)"),
+                      AfterValidator(lambda keys: _distinct(keys))]
+
+
+def _distinct(keys: list[str]) -> list[str]:
+    if len(set(keys)) != len(keys):
+        raise ValueError("a metric is listed twice")
+    return keys
+
+
 class ExperimentRecord(BaseModel):
     """An experiment as stored and answered (core.experiments.Experiment once read). The first variant
     is the control."""
@@ -132,6 +142,9 @@ class ExperimentRecord(BaseModel):
     condition: Condition | None
     start_at: Timestamp | None = None
     stop_at: Timestamp | None = None
+    primary_metric: Key | None = None
+    secondary_metrics: MetricKeys | None = None  # None (a row from before they existed): none
+    guardrail_metrics: MetricKeys | None = None
 
 
 class ExperimentIn(Body):
@@ -145,10 +158,14 @@ class ExperimentIn(Body):
     condition: Condition = None  # omitted: none
     start_at: Timestamp | None = Field(None, description=START_AT)
     stop_at: Timestamp | None = Field(None, description=STOP_AT)
+    primary_metric: Key = None  # omitted: none (readouts default to form_submit)
+    secondary_metrics: MetricKeys = []
+    guardrail_metrics: MetricKeys = []
 
 
 class ExperimentPatch(Body):
-    NULL_REMOVES: ClassVar[frozenset[str]] = frozenset({"namespace", "condition", "start_at", "stop_at"})
+    NULL_REMOVES: ClassVar[frozenset[str]] = frozenset({"namespace", "condition", "start_at", "stop_at",
+                                                        "primary_metric"})
     description: Description = None
     variants: Variants = None
     coverage: Coverage = None
@@ -158,6 +175,10 @@ class ExperimentPatch(Body):
     condition: Condition | None = Field(None, description="null removes it (draft only)")
     start_at: Timestamp | None = Field(None, description=START_AT + "; null cancels it")
     stop_at: Timestamp | None = Field(None, description=STOP_AT + "; null cancels it")
+
+    primary_metric: Key | None = Field(None, description="null removes it")
+    secondary_metrics: MetricKeys = None
+    guardrail_metrics: MetricKeys = None
 
 
 def schedule_problems(status: str | None, start_at: datetime | None, stop_at: datetime | None,

@@ -60,6 +60,9 @@ experiments = Table(
     Column("status", String(16), nullable=False, default="draft"),
     Column("namespace", JSON(none_as_null=True), nullable=True),  # {"name", "start", "end"}
     Column("condition", JSON(none_as_null=True), nullable=True),  # a GrowthBook condition
+    Column("primary_metric", String(64), nullable=True),  # metric keys of metrics_service
+    Column("secondary_metrics", JSON(none_as_null=True), nullable=True),  # [key, ...]; NULL: none
+    Column("guardrail_metrics", JSON(none_as_null=True), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("start_at", BigInteger, nullable=True),  # pending scheduled start (ms); NULL once carried out
@@ -154,8 +157,8 @@ job_runs = Table(
 )
 
 
-EXPERIMENT_JSON = ("variants", "namespace", "condition")
 EXPERIMENT_TIMES = ("start_at", "stop_at")  # stored as milliseconds, answered as ISO 8601
+EXPERIMENT_JSON = ("variants", "namespace", "condition", "secondary_metrics", "guardrail_metrics")
 FLAG_JSON = ("value", "off_value", "allowed")
 SCHEDULER = "scheduler"  # the actor of scheduled changes in the audit log
 

@@ -189,13 +189,18 @@ def _relation(conn, columns: int, chunk: Sequence[tuple]) -> tuple[str, tuple]:
     rows makes PostgreSQL parse and plan thousands of parameters every time)."""
     if conn.dialect.name == "postgresql":
         arrays = [list(values) for values in zip(*chunk, strict=True)]
-        casts = ["bigint[]" if any(isinstance(v, int) for v in values) else "text[]" for values in arrays]
+        casts = ["float8[]" if any(isinstance(v, float) for v in values)
+                 else "bigint[]" if any(isinstance(v, int) for v in values) else "text[]" for values in arrays]
         names = ", ".join(f"column{i}" for i in range(1, columns + 1))
         return f"SELECT * FROM unnest({', '.join(f'%s::{cast}' for cast in casts)}) AS v({names})", tuple(arrays)
     return f"VALUES {placeholders(conn, columns, len(chunk))}", tuple(chain.from_iterable(chunk))
 
 
 def _insert(conn, table: str, columns: Sequence[str], chunk: Sequence[tuple]) -> tuple[str, tuple]:
+    if conn.dialect.name == "postgresql":  # a column that is NULL in every row is left to its default
+        kept = [i for i in range(len(columns)) if any(row[i] is not None for row in chunk)]
+        if len(kept) < len(columns):
+            columns, chunk = [columns[i] for i in kept], [tuple(row[i] for i in kept) for row in chunk]
     rows, params = _relation(conn, len(columns), chunk)
     return f"INSERT INTO {table} ({', '.join(columns)}) {rows}", params
 

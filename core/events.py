@@ -20,14 +20,26 @@ from core.experiments import DEFAULT_EXPERIMENT
 from core.keys import Key
 from core.validation import Body, field_errors
 
-# Every event type. The position is the type's bit in stored aggregate masks: append, never reorder.
+# The built-in event types. The position is the type's bit in stored aggregate masks: append, never
+# reorder. Admins register more (metrics_service's /event-types); those share CUSTOM_BIT in the masks.
 EVENT_TYPES = ("page_view", "cta_click", "form_submit")
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 EVENT_BITS = {event_type: 1 << position for position, event_type in enumerate(EVENT_TYPES)}
+CUSTOM_BIT = 1 << 7  # "some registered (non-built-in) event type" in a visitor's mask
+EventTypeKey = Key  # a built-in or registered event type; which are registered, metrics_service knows
 EXPOSURE = "page_view"  # the event that puts a visitor in an experiment's results
 METRICS = tuple(t for t in EVENT_TYPES if t != EXPOSURE)  # the conversions an experiment is judged on
 Metric = Literal[METRICS]  # type: ignore[valid-type]
 DEFAULT_METRIC = "form_submit"
+METRIC_NAMES = {"cta_click": "Clicked the call to action", "form_submit": "Signed up"}  # the built-in conversions
+# Events reported by the page's script (landing's /track): cta_click and registered types, never the
+# events the server records itself.
+SERVER_RECORDED = (EXPOSURE, "form_submit")
+
+
+def event_bit(event_type: str) -> int:
+    """The type's bit in a visitor's mask: its own for a built-in type, CUSTOM_BIT for a registered one."""
+    return EVENT_BITS.get(event_type, CUSTOM_BIT)
 
 MAX_VISITOR_ID = 128
 MAX_PROPERTIES_BYTES = 2048
@@ -115,7 +127,7 @@ class Event(Body):
 
     visitor_id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_VISITOR_ID)]
     variant: Key
-    event_type: EventType
+    event_type: EventTypeKey  # a built-in type or one registered with metrics_service (which checks)
     experiment: Key = DEFAULT_EXPERIMENT
     event_id: uuid.UUID = None  # omitted: the server makes one
     timestamp: Annotated[datetime, AfterValidator(_check_timestamp)] = None  # omitted: the time received
@@ -124,6 +136,7 @@ class Event(Body):
     in_experiment: bool = True  # false for visitors outside the experiment's coverage: left out of stats
     bot: bool = False  # sent by a known crawler: stored, but left out of stats
     context: Context = None  # on an exposure (page_view) only: the visitor's segments (see DIMENSIONS)
+    value: Annotated[float, Field(allow_inf_nan=False, strict=True)] = None  # e.g. an order's value; finite
 
     @model_validator(mode="after")
     def _context_on_exposure(self) -> Event:
@@ -175,6 +188,7 @@ class EventRow(NamedTuple):
     ts: int  # milliseconds since the epoch, UTC
     properties: str | None  # JSON
     excluded: str | None  # why the event is left out of stats; None counts
+    value: float | None = None  # the event's numeric value (value metrics), when it has one
 
 
 def to_row(event: Event, received_at: datetime | None = None) -> EventRow:
@@ -189,6 +203,7 @@ def to_row(event: Event, received_at: datetime | None = None) -> EventRow:
         to_millis(when),
         json.dumps(event.properties, separators=(",", ":")) if event.properties else None,
         exclusion_reason(event),
+        event.value,
     )
 
 

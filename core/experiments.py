@@ -67,6 +67,10 @@ class Experiment:
     condition: dict[str, Any] | None = None  # GrowthBook condition over the visitor's attributes
     start_at: str | None = None  # ISO 8601: when the scheduler starts it (ab_service); None: not scheduled
     stop_at: str | None = None  # ISO 8601: when the scheduler stops it
+    # The metrics it is judged on (keys of metrics_service's /metrics): one primary, any secondary and guardrails
+    primary_metric: str | None = None
+    secondary_metrics: tuple[str, ...] = ()
+    guardrail_metrics: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
@@ -85,6 +89,9 @@ class Experiment:
             condition=dict(data["condition"]) if data.get("condition") else None,
             start_at=data.get("start_at"),
             stop_at=data.get("stop_at"),
+            primary_metric=data.get("primary_metric"),
+            secondary_metrics=tuple(data.get("secondary_metrics") or ()),
+            guardrail_metrics=tuple(data.get("guardrail_metrics") or ()),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +107,9 @@ class Experiment:
             "condition": self.condition,
             "start_at": self.start_at,
             "stop_at": self.stop_at,
+            "primary_metric": self.primary_metric,
+            "secondary_metrics": list(self.secondary_metrics),
+            "guardrail_metrics": list(self.guardrail_metrics),
         }
 
     @property

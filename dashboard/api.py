@@ -143,9 +143,8 @@ class Api:
 
     def results(self, experiment: str, metric: str, weights: dict[str, float] | None = None,
                 **filters: Any) -> dict[str, Any]:
-        weights_arg = ",".join(f"{k}:{v:.10g}" for k, v in weights.items()) if weights else None
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/results"),
-                          _params(metric=metric, weights=weights_arg, **filters))
+                          _params(metric=metric, weights=_weights_arg(weights), **filters))
 
     def cumulative(self, experiment: str, metric: str, interval: str) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/timeseries"),
@@ -153,3 +152,40 @@ class Api:
 
     def traffic(self, dimension: str, **filters: Any) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics("/stats/traffic"), _params(dimension=dimension, **filters))
+
+    # the metrics catalogue, summaries and plans (metrics_service) ---------------
+    def _metrics_write(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        result = request_json("metrics_service", method, self._metrics(path), self.token, json=body)
+        cached_get.clear()
+        return result
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return cached_get("metrics_service", self._metrics("/metrics"))["metrics"]
+
+    def event_types(self) -> list[dict[str, Any]]:
+        return cached_get("metrics_service", self._metrics("/event-types"))["event_types"]
+
+    def create_metric(self, metric: dict[str, Any]) -> dict[str, Any]:
+        return self._metrics_write("POST", "/metrics", metric)
+
+    def create_event_type(self, key: str, description: str) -> dict[str, Any]:
+        return self._metrics_write("POST", "/event-types", {"key": key, "description": description})
+
+    def summary(self, experiment: str, primary: str, secondary: list[str], guardrails: list[str],
+                weights: dict[str, float] | None = None) -> dict[str, Any]:
+        return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/summary"),
+                          _params(primary=primary, secondary=",".join(secondary), guardrails=",".join(guardrails),
+                                  weights=_weights_arg(weights)))
+
+    def plan(self, experiment: str, metric: str, mde: float, power: float, alpha: float,
+             weights: dict[str, float] | None = None) -> dict[str, Any]:
+        return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/plan"),
+                          _params(metric=metric, mde=mde, power=power, alpha=alpha, weights=_weights_arg(weights)))
+
+    def save_plan(self, experiment: str, metric: str, mde: float, power: float, alpha: float) -> dict[str, Any]:
+        return self._metrics_write("POST", f"/experiments/{experiment}/plan",
+                                   {"metric": metric, "mde": mde, "power": power, "alpha": alpha})
+
+
+def _weights_arg(weights: dict[str, float] | None) -> str | None:
+    return ",".join(f"{k}:{v:.10g}" for k, v in weights.items()) if weights else None

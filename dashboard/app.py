@@ -20,6 +20,7 @@ from dashboard.text import plain  # noqa: E402
 PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("views/results.py", title="Experiment results", icon=":material/insights:", url_path="results"),
+    st.Page("views/metrics.py", title="Metrics", icon=":material/rule:", url_path="metrics"),
     st.Page("views/stats.py", title="Stats", icon=":material/bar_chart:", url_path="stats"),
     st.Page("views/traffic.py", title="Traffic", icon=":material/travel_explore:", url_path="traffic"),
     st.Page("views/explore.py", title="Explore", icon=":material/timeline:", url_path="explore"),

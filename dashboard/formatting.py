@@ -79,6 +79,8 @@ def significance_text(variant: Mapping[str, Any], control: str | None) -> str:
         return DASH
     if not variant["significant"]:
         return "not significant"
+    if variant.get("better") is not None:  # the metric's direction decides (lower may be better)
+        return "better" if variant["better"] else "worse"
     return "better" if (variant.get("uplift") or 0) > 0 else "worse"
 
 
@@ -93,18 +95,83 @@ def results_table(results: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for v in results.get("variants", []):
         is_control = v["variant"] == control
+        if v.get("mean") is not None:  # a count or value metric: the mean per visitor and its interval
+            central = f"{number_text(v['mean'])} ({number_text(v['ci_low'])} to {number_text(v['ci_high'])})"
+        else:
+            central = f"{percent(v['rate'])} ({interval_text(v['ci_low'], v['ci_high'])})" \
+                if v["rate"] is not None else DASH
         rows.append({
             "Variant": v["variant"] + (" (control)" if is_control else ""),
             "Visitors": int(v["visitors"]),
-            "Conversions": int(v["conversions"]),
-            "Conversion rate": f"{percent(v['rate'])} ({interval_text(v['ci_low'], v['ci_high'])})"
-            if v["rate"] is not None else DASH,
+            "Conversions": int(v["conversions"] or 0),
+            "Conversion rate": central,
             "Uplift vs control": uplift_text({**v, "is_control": is_control}),
             "Chance to beat control": "control" if is_control else percent(v.get("chance_to_beat_control"), 1),
             "p-value": "control" if is_control else p_value_text(v.get("p_value_sequential")),
             "Significance": significance_text(v, control),
         })
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    if results.get("kind") in MEAN_KINDS:
+        table = table.rename(columns=MEAN_COLUMNS)
+    return table
+
+
+MEAN_KINDS = ("count", "value")
+MEAN_COLUMNS = {"Conversions": "Visitors with the event", "Conversion rate": "Mean per visitor"}
+KIND_WORDS = {"conversion": "share of visitors with the event", "count": "events per visitor",
+              "value": "value per visitor"}
+RECOMMENDATION_TITLES = {"ship": "Ship it", "guardrail": "Blocked by a guardrail", "no_winner": "No winner yet",
+                         "keep_running": "Keep running", "sample_ratio_mismatch": "Do not decide yet",
+                         "no_data": "No data yet"}
+
+
+def number_text(value: float | None) -> str:
+    """12345.678 -> "12,345.68"; None -> "—"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value:,.2f}"
+
+
+def metric_label(metric: Mapping[str, Any]) -> str:
+    """"Revenue per visitor (revenue): value per visitor, lower is better" for a picker or a table."""
+    direction = ", lower is better" if metric.get("direction") == "decrease" else ""
+    return f"{metric['name']} ({metric['key']}): {KIND_WORDS.get(metric['kind'], metric['kind'])}{direction}"
+
+
+def metric_rows(metrics: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The metric definitions as a table."""
+    return pd.DataFrame([{
+        "Metric": m["key"], "Name": m["name"], "Event": m["event_type"], "Kind": KIND_WORDS.get(m["kind"], m["kind"]),
+        "Better when": "lower" if m["direction"] == "decrease" else "higher",
+        "Cap": number_text(m["cap"]) if m.get("cap") is not None else DASH,
+        "Built in": "yes" if m.get("builtin") else "no"} for m in metrics],
+        columns=["Metric", "Name", "Event", "Kind", "Better when", "Cap", "Built in"])
+
+
+def experiment_metrics(definition: Mapping[str, Any] | None, catalogue: Sequence[str]) -> list[str]:
+    """The metrics to offer for an experiment: its own (primary, secondary, guardrails) first, then every
+    other metric of the catalogue."""
+    own = []
+    if definition:
+        own = [definition.get("primary_metric"), *(definition.get("secondary_metrics") or []),
+               *(definition.get("guardrail_metrics") or [])]
+    return list(dict.fromkeys([m for m in own if m] + list(catalogue)))
+
+
+def plan_lines(plan: Mapping[str, Any]) -> list[str]:
+    """The plan in sentences: visitors needed, and how long that takes at the observed traffic."""
+    if plan.get("per_variant") is None:
+        return ["No baseline yet: the control has no data on this metric, so the visitors needed are unknown."]
+    lines = [f"{plan['per_variant']:,} visitors per variant ({plan['total']:,} in all across {plan['variants']} "
+             f"variants) to detect a {percent(plan['mde'])} relative change with {percent(plan['power'], 0)} power "
+             f"at alpha {plan['alpha']:g}."]
+    if plan.get("expected_days") is None:
+        lines.append("No exposed visitors in the last 14 days: the duration is unknown.")
+    else:
+        source = "this experiment's" if plan.get("daily_source") == "experiment" else "the site's"
+        lines.append(f"About {math.ceil(plan['expected_days'])} days at {source} "
+                     f"{plan['daily_visitors']:,.0f} exposed visitors a day (last 14 days).")
+    return lines
 
 
 def primary_result(results: Mapping[str, Any]) -> str:

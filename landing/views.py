@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 import threading
 import time
@@ -25,8 +26,9 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.http import dump_cookie
 
-from core.events import experiment_event_id, parse_events
+from core.events import SERVER_RECORDED, experiment_event_id, parse_events
 from core.flags import COLOR_PATTERN, LAYOUTS, default_value
+from core.keys import KEY_PATTERN, MAX_KEY_LENGTH
 from core.ratelimit import RateLimited
 from core.web import ApiError, json_body
 from landing import sticky
@@ -116,7 +118,8 @@ def _assignment_rows(visitor_id: str, new: Mapping[str, str]) -> list[dict[str, 
 
 
 def _events(visitor_id: str, experiments: Mapping[str, str], event_type: str, base: str, forced: bool,
-            properties: dict[str, Any] | None = None, context: dict[str, str] | None = None) -> list[dict[str, Any]]:
+            properties: dict[str, Any] | None = None, context: dict[str, str] | None = None,
+            value: float | None = None) -> list[dict[str, Any]]:
     """One event per experiment, validated with the shared schema. Each id is derived from the action's
     id and the experiment, so a retried request stores each event once. Events carry the time of the
     visit, so they keep it however late they are delivered."""
@@ -125,7 +128,8 @@ def _events(visitor_id: str, experiments: Mapping[str, str], event_type: str, ba
     shown = json.dumps(properties, sort_keys=True) if properties else None
     segments = json.dumps(context, sort_keys=True) if context else None
     return [{**_event_fields(experiment, variant, event_type, forced, bot, shown, segments),
-             "event_id": experiment_event_id(base, experiment), "timestamp": now, "visitor_id": visitor_id}
+             "event_id": experiment_event_id(base, experiment), "timestamp": now, "visitor_id": visitor_id,
+             **({"value": value} if value is not None else {})}  # a finite float, checked by /track
             for experiment, variant in sorted(experiments.items())]
 
 
@@ -148,10 +152,11 @@ def _event_fields(experiment: str, variant: str, event_type: str, forced: bool, 
 
 def _record(visitor_id: str, experiments: Mapping[str, str], event_type: str, action_id: str | None = None,
             forced: bool = False, properties: dict[str, Any] | None = None,
-            new: Mapping[str, str] | None = None, context: dict[str, str] | None = None) -> None:
+            new: Mapping[str, str] | None = None, context: dict[str, str] | None = None,
+            value: float | None = None) -> None:
     """Commit the action's events (and the visitor's new assignments, for ab_service) to the outbox."""
     events = _events(visitor_id, experiments, event_type, action_id or str(uuid.uuid4()), forced, properties,
-                     context)
+                     context, value)
     current_app.extensions["outbox"].enqueue(events, _assignment_rows(visitor_id, new or {}))
 
 
@@ -264,22 +269,41 @@ def _forced(body: Mapping[str, Any], definitions: Definitions) -> dict[str, str]
 
 @bp.post("/track")
 def track():
-    """Browser-reported CTA clicks: {"event_type": "cta_click", "event_id": "<uuid>", "forced_variant"?: "hero:B"}.
-    One event per running experiment the visitor was exposed to (the preview's, when forced)."""
+    """Clicks the page's script reports: {"event_type": "cta_click" or a type named by an element's
+    data-track, "event_id": "<uuid>", "value"?: number, "forced_variant"?: "hero:B"}. One event per running
+    experiment the visitor was exposed to (the preview's, when forced). A type metrics_service has not
+    registered is queued all the same: metrics_service refuses it and the outbox keeps it aside."""
     visitor_id, new = _visitor_id()
     if new:
         raise ApiError(400, "no visitor cookie: load the page first", code="no_visitor")
     _limit(visitor_id)
     body = json_body()
-    if not isinstance(body, dict) or body.get("event_type") != "cta_click":
-        raise ApiError(400, "only cta_click is reported here",
-                       [{"field": "event_type", "message": "must be cta_click"}])
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object", code="invalid_json")
+    event_type = _tracked_type(body.get("event_type"))
     event_id = _action_id(body.get("event_id"))
     definitions = _definitions()
     forced = _forced(body, definitions)
     experiments = forced or converted(definitions, _cookie_assignments())
-    _record(visitor_id, record_under(experiments), "cta_click", event_id, forced=bool(forced))
-    return {"recorded": "cta_click", "event_id": event_id}, 202
+    _record(visitor_id, record_under(experiments), event_type, event_id, forced=bool(forced),
+            value=_tracked_value(body.get("value")))
+    return {"recorded": event_type, "event_id": event_id}, 202
+
+
+def _tracked_type(event_type: Any) -> str:
+    if (not isinstance(event_type, str) or event_type in SERVER_RECORDED or len(event_type) > MAX_KEY_LENGTH
+            or not re.match(KEY_PATTERN, event_type)):
+        message = f"an event type key other than {', '.join(SERVER_RECORDED)} (recorded by the server)"
+        raise ApiError(400, "event_type must be " + message, [{"field": "event_type", "message": message}])
+    return event_type
+
+
+def _tracked_value(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ApiError(400, "value must be a finite number", [{"field": "value", "message": "not a finite number"}])
+    return float(value)
 
 
 def _email_problem(email: Any) -> str | None:

@@ -9,6 +9,7 @@ from core.openapi import openapi_blueprint
 from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
+from metrics_service.catalogue_store import CatalogueStore
 from metrics_service.store import MetricsStore
 
 
@@ -25,13 +26,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     store = MetricsStore(engine, segment_limit=settings.segment_values)
     store.init_schema()
     app.extensions["metrics_store"] = store
+    app.extensions["catalogue_store"] = CatalogueStore(engine)
     if settings.event_retention_days and settings.retention_check_seconds > 0:
         from metrics_service.retention import RetentionThread
 
         app.extensions["retention"] = RetentionThread(store, settings.event_retention_days,
                                                       settings.retention_check_seconds).start()
 
-    from metrics_service import export, ingest, reports, results
+    from metrics_service import catalogue, export, ingest, reports, results
     from metrics_service import openapi as metrics_service_openapi
 
     app.register_blueprint(openapi_blueprint(metrics_service_openapi.spec))
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(reports.bp)
     app.register_blueprint(results.bp)
     app.register_blueprint(export.bp)
+    app.register_blueprint(catalogue.bp)
     return app
 
 

@@ -35,14 +35,16 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     delete,
     func,
     literal,
+    or_,
     select,
 )
 
 from core.db import find_rows, insert_new, insert_rows, upsert_rows
-from core.events import DIMENSIONS, EVENT_BITS, EXPOSURE
+from core.events import CUSTOM_BIT, DIMENSIONS, EVENT_BITS, EXPOSURE, event_bit
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ def batch_states(rows: Iterable[Any]) -> dict[tuple, tuple[int, int]]:
     for r in rows:
         state = states.setdefault((r.experiment, r.variant, r.visitor_id), [r.ts, 0])
         state[0] = min(state[0], r.ts)
-        state[1] |= EVENT_BITS[r.event_type]
+        state[1] |= event_bit(r.event_type)
     return {k: (v[0], v[1]) for k, v in states.items()}
 
 
@@ -208,10 +210,12 @@ class Aggregates:
         upsert_rows(conn, table.name, (*keys, value), keys, rows, f"{value} = {table.name}.{value} + excluded.{value}")
 
     def apply(self, conn: Connection, rows: Sequence[Counted], known: Known,
-              exposures: Sequence[Exposure] = ()) -> Callable[[], None]:
+              exposures: Sequence[Exposure] = (),
+              on_states: Callable[[dict, dict], None] | None = None) -> Callable[[], None]:
         """Fold newly stored, counted events (and the contexts of the exposures among them) into every
-        aggregate (inside the ingest transaction). Returns what to call once the transaction has
-        committed (it remembers the rows written)."""
+        aggregate (inside the ingest transaction). `on_states(old, changed)` is called once the visitor
+        states are written (their rows locked), with the states before and after of the visitors that
+        changed. Returns what to call once the transaction has committed (it remembers the rows written)."""
         if not rows:
             return lambda: None
         self._add(conn, self.agg_events, ("experiment", "variant", "event_type", "hour"), "events",
@@ -233,6 +237,8 @@ class Aggregates:
                     "first_ts = excluded.first_ts, mask = excluded.mask")
         self._add(conn, self.agg_cohorts, ("experiment", "variant", "cohort_hour", "mask"), "visitors", deltas)
         self._segments(conn, old, changed, earliest_contexts(exposures))
+        if on_states is not None:
+            on_states(old, changed)
 
         # A visitor with no counted event before this batch has no period rows yet: theirs are
         # all new and need no look-up. Everyone else's go through insert_new.
@@ -284,19 +290,22 @@ class Aggregates:
         found = find_rows(conn, table, columns[:3], columns, keys)
         return {(e, v, vid): (first, mask) for e, v, vid, first, mask in found if mask}
 
-    def rebuild(self, conn: Connection, events: Table, contexts: Table | None = None) -> None:
+    def rebuild(self, conn: Connection, events: Table, contexts: Table | None = None, registered: Any = None) -> None:
         """Recompute every aggregate from the raw events and their contexts (bulk loads, migrations,
         consistency checks). Without `contexts` (migrations from before segments) the segment tables
-        are left alone."""
+        are left alone. `registered`: a SELECT of the registered event types' keys (none before they
+        existed)."""
         for table in self.tables if contexts is not None else self.tables[:-2]:
             conn.execute(delete(table))
-        counted = counts(events)
+        counted = counts(events, registered)
         hour = (events.c.ts - events.c.ts % HOUR_MS)
         conn.execute(self.agg_events.insert().from_select(
             ["experiment", "variant", "event_type", "hour", "events"],
             select(events.c.experiment, events.c.variant, events.c.event_type, hour, func.count())
             .where(counted).group_by(events.c.experiment, events.c.variant, events.c.event_type, hour)))
         mask = sum((func.max(_bit(events, name, bit)) for name, bit in EVENT_BITS.items()), literal(0))
+        if registered is not None:
+            mask = mask + func.max(case((events.c.event_type.in_(list(EVENT_BITS)), 0), else_=CUSTOM_BIT))
         for experiment, variant in _scopes(events):
             conn.execute(self.visitor_state.insert().from_select(
                 ["experiment", "variant", "visitor_id", "first_ts", "mask"],
@@ -359,12 +368,16 @@ class Aggregates:
                 .group_by(state.c.experiment, state.c.variant, value, cohort, state.c.mask)))
 
 
-def counts(events: Table):
-    """The condition on raw events that the aggregates count: what ingest would count. Rows written
-    some other way (by hand, by another version) with an unknown event type, a time before 1970 or
-    past year 9999, or "*" (ANY) for an experiment or variant are left out, as ingest refuses them."""
-    return and_(events.c.excluded.is_(None), events.c.event_type.in_(list(EVENT_BITS)),
-                events.c.ts.between(*COUNTABLE_MS), events.c.experiment != ANY, events.c.variant != ANY)
+def counts(events: Table, registered: Any = None):
+    """The condition on raw events that the aggregates count: what ingest would count (with
+    `registered`, a SELECT of the registered event types' keys, those types too). Rows written some other way (by hand, by
+    another version) with an unknown event type, a time before 1970 or past year 9999, or "*" (ANY)
+    for an experiment or variant are left out, as ingest refuses them."""
+    known = events.c.event_type.in_(list(EVENT_BITS))
+    if registered is not None:
+        known = or_(known, events.c.event_type.in_(registered))
+    return and_(events.c.excluded.is_(None), known, events.c.ts.between(*COUNTABLE_MS), events.c.experiment != ANY,
+                events.c.variant != ANY)
 
 
 def _scopes(events: Table) -> list[tuple]:
@@ -376,6 +389,4 @@ def _scopes(events: Table) -> list[tuple]:
 
 
 def _bit(events: Table, name: str, bit: int):
-    from sqlalchemy import case
-
     return case((events.c.event_type == name, bit), else_=0)

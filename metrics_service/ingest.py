@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, current_app
 
-from core.events import parse_events, to_row
+from core.events import EVENT_TYPES, EventValidationError, parse_events, to_row
 from core.web import hit_limit, ingest_sender, json_body
 from metrics_service.schemas import Accepted
 
@@ -15,9 +16,32 @@ bp = Blueprint("ingest", __name__)
 @bp.post("/events")
 def post_events():
     hit_limit("ingest", ingest_sender())  # 401 without a valid key, 429 over the key's rate
-    parsed = parse_events(json_body())
+    payload = json_body()
+    try:
+        parsed = parse_events(payload)
+    except EventValidationError as exc:  # every problem at once, unregistered types too
+        flagged = {e["index"] for e in exc.errors if e["field"] == "event_type"}
+        raise EventValidationError(exc.errors + [p for p in _unregistered(payload) if p["index"] not in flagged]) \
+            from exc
+    problems = _unregistered(payload)
+    if problems:
+        raise EventValidationError(problems)
     received_at = datetime.now(UTC)
     rows = [to_row(event, received_at) for event in parsed]
     contexts = [event.context.values() if event.context else None for event in parsed]
     stored = current_app.extensions["metrics_store"].insert_events(rows, contexts)
     return Accepted(accepted=stored, duplicates=len(rows) - stored).model_dump(), 202
+
+
+def _unregistered(payload: Any) -> list[dict[str, Any]]:
+    """One problem per event whose type is neither built in nor registered."""
+    items = payload if isinstance(payload, list) else [payload]
+    custom = {i: item["event_type"] for i, item in enumerate(items)
+              if isinstance(item, dict) and isinstance(item.get("event_type"), str) and item["event_type"]
+              and item["event_type"] not in EVENT_TYPES}
+    if not custom:
+        return []
+    known = current_app.extensions["catalogue_store"].registered(sorted(set(custom.values())))
+    return [{"index": i, "field": "event_type",
+             "message": f"unknown event type {t!r}: register it with POST /event-types"}
+            for i, t in custom.items() if t not in known]

@@ -22,14 +22,26 @@ from metrics_service.schemas import (
     CumulativeSeries,
     EventExportQuery,
     EventSeries,
+    EventTypeIn,
+    EventTypeList,
+    EventTypeRecord,
     ExperimentExportQuery,
     Funnel,
     FunnelQuery,
+    MetricIn,
+    MetricList,
+    MetricPatch,
+    MetricRecord,
+    Plan,
+    PlanIn,
+    PlanQuery,
     Results,
     ResultsQuery,
     SegmentResults,
     Stats,
     StatsQuery,
+    Summary,
+    SummaryQuery,
     TimeseriesQuery,
     Traffic,
     TrafficQuery,
@@ -72,6 +84,38 @@ def spec() -> dict[str, Any]:
             (200, {"oneOf": [ref("Results"), ref("SegmentResults")]}), (400,),
             params=[*key, *query_params(ResultsQuery)],
         )},
+        "/experiments/{key}/summary": {"get": operation(
+            "Every metric of the experiment (primary, secondary, guardrails, as its definition names them) and "
+            "whether to ship: the primary wins and no guardrail is significantly worse",
+            (200, ref("Summary")), (400,), params=[*key, *query_params(SummaryQuery)],
+        )},
+        "/experiments/{key}/plan": {
+            "get": operation("Visitors needed per variant for a minimum detectable relative effect, and the "
+                             "expected duration at the last 14 days' exposed visitors",
+                             (200, ref("Plan")), (400,), params=[*key, *query_params(PlanQuery)]),
+            "post": operation("Save the plan of a metric: its readouts become group-sequential (admin); 409 once "
+                              "its readouts have taken looks",
+                              (201, ref("Plan")), (400, 401, 409), params=key, body=ref("PlanIn"),
+                              secured=("adminToken",)),
+        },
+        "/event-types": {
+            "get": operation("Built-in and registered event types", (200, ref("EventTypeList")), ()),
+            "post": operation("Register an event type (admin); 409 when it exists or is built in",
+                              (201, ref("EventTypeRecord")), (400, 401, 409), body=ref("EventTypeIn"),
+                              secured=("adminToken",)),
+        },
+        "/metrics": {
+            "get": operation("Built-in and defined metrics", (200, ref("MetricList")), ()),
+            "post": operation("Define a metric (admin); 409 when the key exists or is built in",
+                              (201, ref("MetricRecord")), (400, 401, 409), body=ref("MetricIn"),
+                              secured=("adminToken",)),
+        },
+        "/metrics/{key}": {
+            "get": operation("One metric", (200, ref("MetricRecord")), (404,), params=key),
+            "patch": operation("Change a defined metric's name, direction or cap (admin; null removes the cap)",
+                               (200, ref("MetricRecord")), (400, 401, 404), params=key, body=ref("MetricPatch"),
+                               secured=("adminToken",)),
+        },
         "/experiments/{key}/timeseries": {"get": operation(
             "Cumulative exposure and conversion per time bucket and variant",
             (200, ref("CumulativeSeries")), (400,), params=[*key, *query_params(CumulativeQuery)],
@@ -86,7 +130,7 @@ def spec() -> dict[str, Any]:
             [*key, *query_params(ExperimentExportQuery)])},
     }
     schemas = {**answer_schemas(Accepted, Stats, EventSeries, Funnel, Results, CumulativeSeries, SegmentResults,
-                                Traffic),
-               **model_schemas(Event)}
+                                Traffic, Summary, Plan, EventTypeList, EventTypeRecord, MetricList, MetricRecord),
+               **model_schemas(Event, EventTypeIn, MetricIn, MetricPatch, PlanIn)}
     return build_spec("Landing Lab metrics_service", "Event ingest, aggregate stats and experiment results.",
                       paths, schemas, schemes=("ingestKey", "adminToken"))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
+    StrictStr,
     ValidationError,
     WithJsonSchema,
     create_model,
@@ -29,13 +31,16 @@ from core.events import (
     to_millis,
 )
 from core.experiments import WEIGHT_TOLERANCE
-from core.keys import KEY_PATTERN, MAX_KEY_LENGTH
-from core.validation import Query
+from core.keys import KEY_PATTERN, MAX_KEY_LENGTH, Key
+from core.validation import Body, Query
 from metrics_service.encoding import ExportFormat, TableFormat
+from metrics_service.sequential import SequentialMethod
 from metrics_service.series import INTERVALS_MS
 from metrics_service.statistics import SEGMENT_ADJUSTMENT, SegmentResult, SrmResult, VariantResult, VerdictCode
 
 Interval = Literal[tuple(INTERVALS_MS)]  # type: ignore[valid-type]
+MetricKind = Literal["conversion", "count", "value"]
+Direction = Literal["increase", "decrease"]
 # A filter value is matched as given (it is not checked against the key pattern: it finds nothing).
 Name = Annotated[str, Field(max_length=MAX_KEY_LENGTH)]
 
@@ -141,7 +146,8 @@ class FunnelQuery(StatsQuery):
 
 
 class ResultsQuery(Window):
-    metric: Metric = DEFAULT_METRIC
+    metric: Key = Field(DEFAULT_METRIC, description="a built-in or defined metric (GET /metrics); since and until "
+                                                   "apply to the built-in conversions")
     control: Name | None = Field(None, description="the control variant; default: the first of weights")
     weights: Weights | None = None
     dimension: Dimension | None = Field(None, description="break the readout down by this context dimension")
@@ -275,7 +281,10 @@ class Results(BaseModel):
     """The readout of one metric: per variant (the control first), the SRM check and the verdict."""
 
     experiment: str
-    metric: Metric
+    metric: str
+    kind: MetricKind = "conversion"
+    direction: Direction = "increase"
+    method: SequentialMethod = SequentialMethod.MSPRT  # the test behind `significant` and the verdict
     control: str | None
     srm: SrmResult
     variants: list[VariantResult]
@@ -331,3 +340,152 @@ class Traffic(BaseModel):
     total_visitors: int
     values: list[TrafficValue]  # the top values, most visitors first
     more_values: int  # values left out of `values`
+# The metrics catalogue ---------------------------------------------------------------------------------
+
+Description = Annotated[StrictStr, Field(max_length=500)]
+Cap = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True,
+                             description="winsorisation cap of a visitor's value total (value metrics)")]
+
+
+class EventTypeIn(Body):
+    key: Key
+    description: Description = ""
+
+
+class EventTypeRecord(BaseModel):
+    key: str
+    description: str
+    builtin: bool  # one of core.events.EVENT_TYPES
+
+
+class EventTypeList(BaseModel):
+    event_types: list[EventTypeRecord]
+
+
+def _cap_fits_kind(kind: str | None, cap: float | None) -> None:
+    if cap is not None and kind is not None and kind != "value":
+        raise ValidationError.from_exception_data("Metric", [InitErrorDetails(
+            type=PydanticCustomError("cap", "only value metrics have a cap"), loc=("cap",), input=cap)])
+
+
+class MetricIn(Body):
+    key: Key
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    event_type: Key
+    kind: MetricKind
+    direction: Direction = "increase"
+    cap: Cap = None  # omitted: no cap
+
+    @model_validator(mode="after")
+    def _cap(self) -> MetricIn:
+        _cap_fits_kind(self.kind, self.cap)
+        return self
+
+
+class MetricPatch(Body):
+    NULL_REMOVES: ClassVar[frozenset[str]] = frozenset({"cap"})
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] = None
+    direction: Direction = None
+    cap: Cap | None = Field(None, description="null removes it")
+
+
+class MetricRecord(BaseModel):
+    key: str
+    name: str
+    event_type: str
+    kind: MetricKind
+    direction: Direction
+    cap: float | None
+    builtin: bool  # a conversion on a built-in event type, always there
+
+
+class MetricList(BaseModel):
+    metrics: list[MetricRecord]
+
+
+def parse_keys(text: Any) -> Any:
+    """"a,b" -> ["a", "b"] (each checked as a key by the field's type)."""
+    return [part.strip() for part in text.split(",") if part.strip()] if isinstance(text, str) else text
+
+
+Keys = Annotated[list[Key], BeforeValidator(parse_keys), WithJsonSchema({"type": "string", "description": "a,b"})]
+
+
+class SummaryQuery(Query):
+    """The experiment's metrics (as ab_service stores them in its definition) and its weights."""
+
+    primary: Key = Field(DEFAULT_METRIC, description="the primary metric")
+    secondary: Keys = Field([], description="secondary metrics, comma-separated")
+    guardrails: Keys = Field([], description="guardrail metrics, comma-separated")
+    control: Name | None = Field(None, description="the control variant; default: the first of weights")
+    weights: Weights | None = None
+
+
+class RecommendationCode(StrEnum):
+    SHIP = "ship"  # the primary metric wins and no guardrail is significantly worse
+    GUARDRAIL = "guardrail"  # the primary wins but a guardrail is significantly worse: do not ship
+    NO_WINNER = "no_winner"  # no variant is significantly better on the primary metric
+    KEEP_RUNNING = "keep_running"  # not enough data on the primary metric yet
+    SAMPLE_RATIO_MISMATCH = "sample_ratio_mismatch"  # visitors are not split as configured
+    NO_DATA = "no_data"
+
+
+class Recommendation(BaseModel):
+    code: RecommendationCode
+    variant: str | None  # the variant to ship, or the one a guardrail blocked
+    blocking_guardrail: str | None  # the guardrail significantly worse for that variant
+    method: SequentialMethod  # the test the primary metric was judged with
+    sentence: str
+
+
+class GuardrailResults(Results):
+    breached: bool  # some variant is significantly worse on it (ab_service's guardrail.breached webhook)
+
+
+class Summary(BaseModel):
+    experiment: str
+    control: str | None
+    primary: Results
+    secondary: list[Results]
+    guardrails: list[GuardrailResults]
+    recommendation: Recommendation
+
+
+class PlanQuery(Query):
+    metric: Key = Field(DEFAULT_METRIC, description="a built-in or defined metric")
+    mde: Annotated[float, Field(gt=0, allow_inf_nan=False, description="minimum detectable relative effect, "
+                                                                       "e.g. 0.1 for 10%")]
+    power: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    baseline: Annotated[float, Field(allow_inf_nan=False, description="the control's rate or mean per visitor; "
+                                                                      "default: as observed")] | None = None
+    std: Annotated[float, Field(gt=0, allow_inf_nan=False, description="mean metrics: the per-visitor standard "
+                                                                       "deviation; default: as observed")] | None = None
+    control: Name | None = None
+    weights: Weights | None = None
+
+
+class PlanIn(Body):
+    metric: Key = DEFAULT_METRIC
+    mde: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    power: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+
+
+class Plan(BaseModel):
+    experiment: str
+    metric: str
+    kind: MetricKind
+    mde: float
+    power: float
+    alpha: float
+    baseline: float | None  # the control's rate (conversion) or mean per visitor
+    std: float | None  # mean metrics: the per-visitor standard deviation used
+    per_variant: int | None  # visitors needed in each variant; None without a baseline
+    variants: int
+    total: int | None
+    daily_visitors: float | None  # exposed visitors a day over the last 14 days
+    daily_source: Literal["experiment", "site"] | None  # whose traffic: the site's without the experiment's
+    expected_days: float | None
+    saved: bool  # a plan saved for this metric makes its readouts group-sequential
+    saved_per_variant: int | None

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    literal,
     select,
     tuple_,
     update,
@@ -33,6 +35,7 @@ from core.group_commit import GroupCommit
 from core.migrate import upgrade
 from core.settings import DEFAULT_SEGMENT_VALUES
 from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted, Exposure, counts
+from metrics_service.metric_aggregates import MetricAggregates, newly_exposed
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 from metrics_service.visitor_memory import MEMORY_VISITORS, Known
 
@@ -52,6 +55,7 @@ events = Table(
     Column("ts", BigInteger, nullable=False),  # milliseconds since the epoch, UTC
     Column("properties", Text, nullable=True),  # JSON
     Column("excluded", String(32), nullable=True),  # why the event is left out of stats; NULL counts
+    Column("value", Float, nullable=True),  # the event's numeric value (value metrics)
     Index("ix_events_ts", "ts"),
 )
 
@@ -83,6 +87,7 @@ OTHER = "(other)"
 Context = tuple[str | None, ...]  # values in DIMENSIONS order
 
 aggregates = Aggregates(metadata)
+metric_tables = MetricAggregates(metadata)
 
 
 @dataclass(frozen=True)
@@ -182,9 +187,13 @@ class MetricsStore:
         folded, remember_values = self._fold(conn, [contexts[row.event_id] for row in exposed])
         insert_rows(conn, event_context.name, tuple(event_context.c.keys()),
                     [(row.event_id, *values) for row, values in zip(exposed, folded, strict=True)])
+
+        def metric_sums(old: dict, changed: dict) -> None:
+            metric_tables.apply(conn, counted, newly_exposed(old, changed))
+
         remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in counted], self._known,
                                     [Exposure(row.experiment, row.variant, row.visitor_id, row.ts, row.event_id, values)
-                                     for row, values in zip(exposed, folded, strict=True)])
+                                     for row, values in zip(exposed, folded, strict=True)], metric_sums)
 
         def remember_all() -> None:
             remember()
@@ -232,8 +241,10 @@ class MetricsStore:
         return folded, remember
 
     def rebuild_aggregates(self) -> None:
+        registered = select(metric_tables.event_types.c.key)
         with self.engine.begin() as conn:
-            aggregates.rebuild(conn, events, event_context)
+            aggregates.rebuild(conn, events, event_context, registered)
+            metric_tables.rebuild(conn, events, counts(events, registered))
 
     def count_events(self, flt: EventFilter = EventFilter()) -> int:
         """Counted (not excluded) events matching the filter."""
@@ -285,15 +296,39 @@ class MetricsStore:
         with self.engine.connect() as conn:
             cells = [dict(row) for row in conn.execute(query).mappings()]
         types = sorted({c["event_type"] for c in cells})
-        visitors = {row["variant"]: row for row in self._cohort_sums(flt, True, **{t: EVENT_BITS[t] for t in types})}
+        visitors = {row["variant"]: row for row in self._cohort_sums(
+            flt, True, **{t: EVENT_BITS[t] for t in types if t in EVENT_BITS})}
+        registered = self.registered_type_visitors(flt, [t for t in types if t not in EVENT_BITS], True)
         return [{"variant": c["variant"], "event_type": c["event_type"], "events": int(c["events"]),
-                 "visitors": visitors.get(c["variant"], {}).get(c["event_type"], 0)} for c in cells]
+                 "visitors": visitors.get(c["variant"], {}).get(c["event_type"], 0)
+                 or registered.get((c["variant"], c["event_type"]), 0)} for c in cells]
+
+    def registered_type_visitors(self, flt: EventFilter, types: Sequence[str], by_variant: bool) -> dict[tuple, int]:
+        """Visitors with each registered (non-built-in) event type, per (variant or None, type), counted
+        by their cohort as the built-in types are: from the per-visitor rows of metric_aggregates (the
+        visitor masks keep one bit for all registered types), so the cost grows with those visitors."""
+        if not types:
+            return {}
+        values, state = metric_tables.visitor_values, aggregates.visitor_state
+        scope = state.c.experiment == (flt.experiment or ANY)
+        same_variant = state.c.variant == (values.c.variant if flt.experiment or by_variant or flt.variant else ANY)
+        conditions = [values.c.event_type.in_(list(types)), *flt.keys(values),
+                      *flt.window(state.c.first_ts - state.c.first_ts % HOUR_MS)]
+        variant = values.c.variant if by_variant else literal(None).label("variant")
+        query = (select(variant, values.c.event_type, func.count(values.c.visitor_id.distinct()).label("visitors"))
+                 .select_from(values.join(state, and_(state.c.visitor_id == values.c.visitor_id, scope, same_variant,
+                                                      *([state.c.experiment == values.c.experiment]
+                                                        if flt.experiment else []))))
+                 .where(*conditions).group_by(*([values.c.variant] if by_variant else []), values.c.event_type))
+        with self.engine.connect() as conn:
+            return {(r.variant, r.event_type): int(r.visitors) for r in conn.execute(query)}
 
     def unique_visitors(self, flt: EventFilter, group_by: str | None = None) -> dict[str | None, int]:
         """Distinct visitors overall (key None) or per variant / event_type."""
         if group_by == "event_type":
             [row] = self._cohort_sums(flt, False, **EVENT_BITS)
-            return {t: n for t, n in row.items() if n}
+            registered = self.registered_type_visitors(flt, self._registered_types(flt), False)
+            return {t: n for t, n in row.items() if n} | {t: n for (_, t), n in registered.items() if n}
         rows = self._cohort_sums(flt, group_by == "variant", visitors=0)
         if group_by == "variant":
             return {row["variant"]: row["visitors"] for row in rows}
@@ -306,6 +341,13 @@ class MetricsStore:
         exposure = replace(flt, event_type=None)
         measures = {"visitors": EVENT_BITS[EXPOSURE], **{m: EVENT_BITS[EXPOSURE] | EVENT_BITS[m] for m in metrics}}
         return self._cohort_sums(exposure, by_variant, dimension, **measures)
+
+    def _registered_types(self, flt: EventFilter) -> list[str]:
+        """The registered (non-built-in) event types with events under the filter's keys."""
+        table = aggregates.agg_events
+        with self.engine.connect() as conn:
+            return [t for t in conn.execute(select(table.c.event_type).where(*flt.keys(table)).distinct()).scalars()
+                    if t not in EVENT_BITS]
 
     def funnel(self, flt: EventFilter, steps: Sequence[str]) -> list[dict[str, Any]]:
         """Per variant: visitors who reached each step having reached every step before it."""

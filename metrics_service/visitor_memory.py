@@ -86,11 +86,11 @@ class Known:
         keys = set()
         for experiment, variant, event_type, visitor_id, ts in rows:
             memo = get((experiment, variant, visitor_id))
-            bit = EVENT_BITS[event_type]
+            bit = EVENT_BITS.get(event_type)  # a registered type has no bit here: always looked up
             for kind, size in PERIODS.items():
                 period = ts - ts % size
                 for name, flag in ((event_type, bit), (ANY_TYPE, ANY_BIT)):
-                    if memo is None or not memo.has_period(kind, period, flag):
+                    if memo is None or flag is None or not memo.has_period(kind, period, flag):
                         keys.add((experiment, variant, visitor_id, name, kind, period))
         return keys
 
@@ -109,5 +109,6 @@ class Known:
                 self.visitors.put(key, memo)
         for experiment, variant, visitor_id, event_type, kind, period in periods:
             memo = self.visitors.get((experiment, variant, visitor_id))
-            if memo is not None:
-                memo.saw_period(kind, period, ANY_BIT if event_type == ANY_TYPE else EVENT_BITS[event_type])
+            bit = ANY_BIT if event_type == ANY_TYPE else EVENT_BITS.get(event_type)
+            if memo is not None and bit is not None:
+                memo.saw_period(kind, period, bit)

@@ -102,15 +102,42 @@ def country_database(path: Path, networks: dict[str, str]) -> Path:
     return path
 
 
+def metric_snapshot(conn) -> dict[str, dict[tuple, tuple]]:
+    """The metric aggregates (visitor_values, agg_metric) as {key: values}, all-zero rows left out."""
+    from sqlalchemy import select
+
+    from metrics_service.store import metric_tables
+
+    result = {}
+    for table in (metric_tables.visitor_values, metric_tables.agg_metric):
+        keys = len(table.primary_key.columns)
+        result[table.name] = {tuple(r[:keys]): tuple(r[keys:]) for r in conn.execute(select(table)).all()
+                              if any(r[keys:])}
+    return result
+
+
+def assert_metric_sums_equal(maintained: dict, rebuilt: dict) -> None:
+    """Counts equal exactly; value sums (floating point) up to rounding."""
+    import pytest
+
+    for name, rows in maintained.items():
+        assert rows.keys() == rebuilt[name].keys(), name
+        for key, values in rows.items():
+            assert values == pytest.approx(rebuilt[name][key], rel=1e-9, abs=1e-9), (name, key)
+            assert [v for v in values if isinstance(v, int)] == [v for v in rebuilt[name][key] if isinstance(v, int)]
+
+
 def assert_matches_rebuild(store) -> None:
     """The aggregates a MetricsStore kept at ingest equal the ones rebuilt from its raw events."""
     from metrics_service.store import aggregates
 
     with store.engine.connect() as conn:
         maintained = snapshot(conn, aggregates)
+        maintained_sums = metric_snapshot(conn)
     store.rebuild_aggregates()
     with store.engine.connect() as conn:
         assert snapshot(conn, aggregates) == maintained
+        assert_metric_sums_equal(maintained_sums, metric_snapshot(conn))
 
 
 def settings_for(service: str, **env: str) -> Settings:
@@ -186,6 +213,7 @@ VIEW_PAGES = {
     "Feature toggles": "views/flags.py",
     "Audit log": "views/audit.py",
     "Webhooks": "views/webhooks.py",
+    "Metrics": "views/metrics.py",
 }
 
 

@@ -1,4 +1,5 @@
-// Reports CTA clicks and signups to this page's own origin; the page itself is rendered on the server.
+// Reports CTA clicks, clicks on [data-track] elements and signups to this page's own origin; the page
+// itself is rendered on the server.
 (function () {
   "use strict";
 
@@ -35,6 +36,17 @@
         post("/track", withForced({ event_type: "cta_click", event_id: newId() })).catch(function () {});
       });
     }
+
+    // Any element with data-track="<event type>" (and optionally data-track-value="<number>")
+    // reports its clicks as that event type; one listener on the document also sees elements added later.
+    document.addEventListener("click", function (event) {
+      var target = event.target instanceof Element ? event.target.closest("[data-track]") : null;
+      if (!target) return;
+      var body = { event_type: target.getAttribute("data-track"), event_id: newId() };
+      var value = parseFloat(target.getAttribute("data-track-value"));
+      if (isFinite(value)) body.value = value;
+      post("/track", withForced(body)).catch(function () {});
+    });
 
     var form = document.getElementById("signup-form");
     if (!form) return;

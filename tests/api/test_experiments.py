@@ -37,6 +37,7 @@ def test_create_list_get(ab_client, admin_headers):
     assert response.status_code == 201
     assert response.get_json() == {**HERO, "seed": None, "namespace": None, "condition": None, "start_at": None,
                                    "stop_at": None,
+                                   "primary_metric": None, "secondary_metrics": [], "guardrail_metrics": [],
                                    "variants": [{**v, "overrides": {}} for v in HERO["variants"]]}
     keys = [e["key"] for e in ab_client.get("/experiments").get_json()["experiments"]]
     assert keys == ["hero", "landing"]
@@ -157,3 +158,20 @@ def test_changes_are_audited(ab_client, admin_headers):
     assert entries[0]["old"]["coverage"] == 0.5 and entries[0]["new"]["coverage"] == 0.9
     assert entries[0]["actor"] == "admin"
     assert entries[0]["at"] >= entries[1]["at"]
+
+
+def test_an_experiment_names_its_metrics(ab_client, admin_headers):
+    created = create(ab_client, admin_headers, primary_metric="form_submit", secondary_metrics=["cta_click"],
+                     guardrail_metrics=["errors", "refunds"])
+    assert created.status_code == 201, created.get_json()
+    body = ab_client.get("/experiments/hero").get_json()
+    assert (body["primary_metric"], body["secondary_metrics"], body["guardrail_metrics"]) == (
+        "form_submit", ["cta_click"], ["errors", "refunds"])
+    changed = patch(ab_client, admin_headers, "hero", guardrail_metrics=["errors"], primary_metric=None)
+    assert changed.status_code == 200, changed.get_json()
+    assert (changed.get_json()["primary_metric"], changed.get_json()["guardrail_metrics"]) == (None, ["errors"])
+    twice = patch(ab_client, admin_headers, "hero", secondary_metrics=["a", "a"])
+    assert twice.status_code == 400 and twice.get_json()["errors"][0]["field"] == "secondary_metrics"
+    assert patch(ab_client, admin_headers, "hero", guardrail_metrics=["not a key"]).status_code == 400
+    landing = ab_client.get("/experiments/landing").get_json()
+    assert (landing["primary_metric"], landing["secondary_metrics"], landing["guardrail_metrics"]) == (None, [], [])

@@ -103,6 +103,21 @@ def test_a_retried_click_is_stored_once(landing_app, landing_client, metrics_ser
     assert store.count_events(EventFilter(event_type="cta_click")) == 1
 
 
+def test_tracked_clicks_of_registered_types_arrive_and_the_others_are_kept_aside(landing_app, landing_client,
+                                                                                metrics_server):
+    """A data-track click of a type metrics_service knows is stored with its value; one it does not know
+    is refused there and kept in the landing outbox (with the reason), not lost."""
+    metrics_server.app.extensions["catalogue_store"].add_event_type("pricing_click", "")
+    landing_client.get("/")
+    assert landing_client.post("/track", json={"event_type": "pricing_click", "value": 49.5}).status_code == 202
+    assert landing_client.post("/track", json={"event_type": "unheard_of"}).status_code == 202
+    outbox = landing_app.extensions["outbox"]
+    store = stored_events(landing_app, metrics_server)
+    assert store.count_events(EventFilter(event_type="pricing_click")) == 1
+    assert [r["value"] for r in stored_rows(metrics_server) if r["event_type"] == "pricing_click"] == [49.5]
+    assert outbox.rejected() == 1 and outbox.pending() == 0
+
+
 def test_signup_without_javascript_redirects_with_feedback(landing_client):
     landing_client.get("/")
     response = landing_client.post("/signup", data={"email": "ada@example.com"})
@@ -139,7 +154,12 @@ def test_a_refused_form_keeps_the_typed_address_escaped_and_marks_the_field(land
 def test_track_rejects_unknown_events_bad_ids_and_a_missing_cookie(landing_client):
     assert landing_client.post("/track", json={"event_type": "cta_click"}).status_code == 400
     landing_client.get("/")
-    assert landing_client.post("/track", json={"event_type": "purchase"}).status_code == 400
+    for server_recorded in ("page_view", "form_submit", "not a key", 12):
+        answer = landing_client.post("/track", json={"event_type": server_recorded})
+        assert answer.status_code == 400 and answer.get_json()["errors"][0]["field"] == "event_type"
+    for bad_value in ("12", True, [1]):
+        answer = landing_client.post("/track", json={"event_type": "cta_click", "value": bad_value})
+        assert answer.status_code == 400 and answer.get_json()["errors"][0]["field"] == "value"
     assert landing_client.post("/track", data=b"{bad", content_type="application/json").status_code == 400
     for bad_id in ("not-a-uuid", 12, ["x"]):
         answer = landing_client.post("/track", json={"event_type": "cta_click", "event_id": bad_id})

@@ -17,9 +17,9 @@ from tests.helpers import console_problems, dashboard_sign_in, screenshot
 
 pytestmark = pytest.mark.browser
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-PAGES = [("", "Overview"), ("/results", "Experiment results"), ("/stats", "Stats"), ("/traffic", "Traffic"),
-         ("/explore", "Explore"), ("/experiments", "Experiments"), ("/toggles", "Feature toggles"),
-         ("/audit", "Audit log"), ("/webhooks", "Webhooks")]
+PAGES = [("", "Overview"), ("/results", "Experiment results"), ("/metrics", "Metrics"), ("/stats", "Stats"),
+         ("/traffic", "Traffic"), ("/explore", "Explore"), ("/experiments", "Experiments"),
+         ("/toggles", "Feature toggles"), ("/audit", "Audit log"), ("/webhooks", "Webhooks")]
 SERIOUS = ("serious", "critical")
 
 

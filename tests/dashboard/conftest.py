@@ -15,6 +15,7 @@ def backends(tmp_path, monkeypatch):
     ab = LiveServer(create_ab(settings_for("ab_service", DATABASE_URL=f"sqlite:///{tmp_path / 'ab.db'}",
                                            ADMIN_TOKEN=ADMIN_TOKEN)))
     metrics = LiveServer(create_metrics(settings_for("metrics_service", INGEST_KEY=INGEST_KEY,
+                                                     ADMIN_TOKEN=ADMIN_TOKEN,
                                                      DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}")))
     monkeypatch.setenv("AB_SERVICE_URL", ab.url)
     monkeypatch.setenv("METRICS_SERVICE_URL", metrics.url)

@@ -19,7 +19,7 @@ def test_srm_banner_and_verdict(backends):
     at = open_view("Experiment results")
     assert any(e.value.startswith("Sample ratio mismatch (p = ") for e in at.error)
     assert any(shown(e.value).startswith("Sample ratio mismatch: visitors") for e in at.error)
-    assert [h.value for h in at.subheader] == ["Sample ratio mismatch"]
+    assert [h.value for h in at.subheader] == ["Do not decide yet", "Sample ratio mismatch", "Plan a test"]
 
 
 def test_balanced_split_has_no_banner_and_no_early_winner(backends):
@@ -28,7 +28,7 @@ def test_balanced_split_has_no_banner_and_no_early_winner(backends):
     at = open_view("Experiment results")
     assert not any("Sample ratio mismatch" in e.value for e in at.error)
     assert any(shown(i.value).startswith("Not enough data yet:") for i in at.info)
-    assert [h.value for h in at.subheader] == ["Not enough data yet"]
+    assert [h.value for h in at.subheader] == ["Keep running", "Not enough data yet", "Plan a test"]
     table = at.dataframe[0].value
     assert list(table["Variant"]) == ["A (control)", "B"] and list(table["Conversions"]) == [5, 40]
     assert [rate.split(" ")[0] for rate in table["Conversion rate"]] == ["5.6%", "44.4%"]
@@ -43,7 +43,7 @@ def test_a_clear_winner_is_named(backends):
     post_events(metrics, arm("A", 1500, 150) + arm("B", 1500, 300))
     at = open_view("Experiment results")
     assert any(shown(s.value).startswith("B beats A on form_submit: +100.0%") for s in at.success)
-    assert [shown(h.value) for h in at.subheader] == ["Winner: B"]
+    assert [shown(h.value) for h in at.subheader] == ["Ship B", "Winner: B", "Plan a test"]
     assert list(at.dataframe[0].value["Significance"]) == ["control", "better"]
 
 

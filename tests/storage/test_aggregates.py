@@ -12,15 +12,16 @@ from core.events import parse_events, to_row
 from core.migrate import _config, upgrade
 from metrics_service import store as metrics_store
 from metrics_service.aggregates import ANY
+from metrics_service.catalogue_store import CatalogueStore
 from metrics_service.store import EventFilter, MetricsStore, aggregates, events
-from tests.helpers import assert_matches_rebuild, snapshot, stored_form
+from tests.helpers import assert_matches_rebuild, assert_metric_sums_equal, metric_snapshot, snapshot, stored_form
 
 CONTEXTS = {"device": ["desktop", "mobile", "tablet"], "browser": ["Chrome", "Firefox", "Mobile Safari"],
             "utm_source": ["google", "newsletter", "bing", None], "utm_campaign": [f"c{i}" for i in range(8)] + [None],
             "referrer_host": ["news.example.org", None], "country": ["DE", "FR", None]}
 
 
-def random_events(rng: random.Random, count: int) -> list[dict]:
+def random_events(rng: random.Random, count: int, leave_out: str | None = None) -> list[dict]:
     now = datetime.now(UTC)
     visitors = [f"v{i}" for i in range(60)]
     ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count // 2)]
@@ -30,23 +31,41 @@ def random_events(rng: random.Random, count: int) -> list[dict]:
             "visitor_id": rng.choice(visitors),
             "variant": rng.choice("AB"),
             "experiment": rng.choice(["landing", "hero", "pricing"]),
-            "event_type": rng.choice(["page_view", "page_view", "cta_click", "form_submit"]),
+            "event_type": rng.choice(["page_view", "page_view", "cta_click", "form_submit", CUSTOM]),
             "timestamp": (now - timedelta(minutes=rng.randint(0, 60 * 24 * 5))).isoformat(),  # out of order
             "event_id": rng.choice(ids),  # many repeats
         }
+        if event["event_type"] == leave_out:
+            continue
         if rng.random() < 0.1:
             event[rng.choice(["forced", "bot"])] = True
         if event["event_type"] == "page_view" and rng.random() < 0.8:
             context = {name: rng.choice(values) for name, values in CONTEXTS.items()}
             event["context"] = {name: value for name, value in context.items() if value}
+        if event["event_type"] != "page_view" and rng.random() < 0.7:
+            event["value"] = round(rng.lognormvariate(3, 1), 2)
         rows.append(event)
     return rows
+
+
+CUSTOM = "pricing_click"  # a registered event type
+
+
+def define_metrics(engine) -> None:
+    """The custom event type, and metrics of each kind on it and on a built-in type (one capped)."""
+    catalogue = CatalogueStore(engine)
+    catalogue.add_event_type(CUSTOM, "")
+    for key, event_type, kind, cap in [("pricing", CUSTOM, "conversion", None), ("pricing_n", CUSTOM, "count", None),
+                                       ("revenue", CUSTOM, "value", 50.0), ("clicks", "cta_click", "count", None)]:
+        catalogue.save_metric({"key": key, "name": key, "event_type": event_type, "kind": kind,
+                               "direction": "increase", "cap": cap}, create=True)
 
 
 @pytest.fixture
 def metrics(db_url):
     store = MetricsStore(make_engine(db_url), segment_limit=5)  # utm_campaign's 8 values: some fold into (other)
     store.init_schema()
+    define_metrics(store.engine)
     yield store
     store.engine.dispose()
 
@@ -61,7 +80,9 @@ def test_maintained_aggregates_equal_a_rebuild(metrics):
         position += size
     with metrics.engine.connect() as conn:
         maintained = snapshot(conn, aggregates)
+        sums = metric_snapshot(conn)
     assert all(maintained.values())
+    assert {key[2] for key in sums["agg_metric"]} == {"pricing", "pricing_n", "revenue", "clicks"}
     levels = {name: {row[:2] for row in rows if row[0] == ANY} for name, rows in maintained.items()}
     assert levels["visitor_state"] == levels["agg_cohorts"] == {(ANY, "A"), (ANY, "B"), (ANY, ANY)}
     assert levels["visitor_context"] == levels["agg_segments"] == {(ANY, "A"), (ANY, "B"), (ANY, ANY)}
@@ -71,6 +92,7 @@ def test_maintained_aggregates_equal_a_rebuild(metrics):
     metrics.rebuild_aggregates()
     with metrics.engine.connect() as conn:
         assert snapshot(conn, aggregates) == maintained
+        assert_metric_sums_equal(sums, metric_snapshot(conn))
 
 
 def test_queries_match_counts_from_raw_events(metrics):
@@ -90,7 +112,14 @@ def test_queries_match_counts_from_raw_events(metrics):
     assert metrics.unique_visitors(EventFilter(), "variant") == {v: raw(events.c.visitor_id, variant=v) for v in "AB"}
     assert metrics.unique_visitors(EventFilter(variant="B"))[None] == raw(events.c.visitor_id, variant="B")
     assert metrics.unique_visitors(EventFilter(), "event_type") == {
-        t: raw(events.c.visitor_id, event_type=t) for t in ("page_view", "cta_click", "form_submit")}
+        t: raw(events.c.visitor_id, event_type=t) for t in ("page_view", "cta_click", "form_submit", CUSTOM)}
+    # a registered type's visitors, as the built-in types' (the masks keep one bit for all registered types)
+    for flt, match in [(EventFilter(experiment="landing"), {"experiment": "landing"}), (EventFilter(), {})]:
+        cells = {(c["variant"], c["event_type"]): c["visitors"] for c in metrics.matrix(flt)}
+        for variant in "AB":
+            assert cells[(variant, CUSTOM)] == raw(events.c.visitor_id, variant=variant, event_type=CUSTOM, **match)
+            assert cells[(variant, "cta_click")] == raw(events.c.visitor_id, variant=variant, event_type="cta_click",
+                                                        **match)
 
 
 def test_upgrade_adds_the_rows_across_experiments(db_url):
@@ -103,8 +132,10 @@ def test_upgrade_adds_the_rows_across_experiments(db_url):
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "m0003")
-        rows = {row.event_id: row for row in map(to_row, parse_events(random_events(random.Random(4), 300)))}
-        conn.execute(insert(events), [row._asdict() for row in rows.values()])
+        rows = {row.event_id: row
+                for row in map(to_row, parse_events(random_events(random.Random(4), 300, CUSTOM)))}
+        conn.execute(insert(events), [{k: v for k, v in row._asdict().items() if k != "value"}
+                                      for row in rows.values()])
         aggregates.rebuild(conn, events)  # what the code of the time kept, less the rows under "*"
         for name in ("visitor_state", "agg_cohorts", "visitor_periods", "agg_active"):
             table = getattr(aggregates, name)
@@ -124,8 +155,10 @@ def test_existing_database_upgrades_in_place_with_backfill(db_url):
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "m0001")
-        rows = {row.event_id: row for row in map(to_row, parse_events(random_events(random.Random(3), 300)))}
-        conn.execute(insert(events), [row._asdict() for row in rows.values()])
+        rows = {row.event_id: row
+                for row in map(to_row, parse_events(random_events(random.Random(3), 300, CUSTOM)))}
+        conn.execute(insert(events), [{k: v for k, v in row._asdict().items() if k != "value"}
+                                      for row in rows.values()])
     upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
     store = MetricsStore(engine)
     with engine.connect() as conn:
@@ -146,6 +179,7 @@ def test_several_processes_on_one_database_stay_exact(db_url, memory):
 
     first, second = (MetricsStore(make_engine(db_url), memory=memory) for _ in range(2))
     first.init_schema()
+    define_metrics(first.engine)
     rng = random.Random(21)
     generated = random_events(rng, 1200)
     rows = [pair for part in (generated[:600], generated[600:]) for pair in zip(*stored_form(part), strict=True)]

@@ -29,7 +29,9 @@ def test_batch_is_parsed_in_order():
 @pytest.mark.parametrize(
     "change,field",
     [
-        ({"event_type": "purchase"}, "event_type"),
+        ({"event_type": "not a key"}, "event_type"),
+        ({"value": "12"}, "value"),
+        ({"value": True}, "value"),
         ({"visitor_id": ""}, "visitor_id"),
         ({"visitor_id": 12}, "visitor_id"),
         ({"variant": "A B"}, "variant"),
@@ -52,7 +54,7 @@ def test_missing_fields_are_all_listed():
 
 
 def test_batch_errors_carry_the_index():
-    problems = errors_of([GOOD, {**GOOD, "event_type": "nope"}, GOOD, {**GOOD, "variant": ""}])
+    problems = errors_of([GOOD, {**GOOD, "event_type": "no/pe"}, GOOD, {**GOOD, "variant": ""}])
     assert sorted((p["index"], p["field"]) for p in problems) == [(1, "event_type"), (3, "variant")]
 
 
@@ -92,3 +94,11 @@ def test_forced_and_uncovered_events_are_marked_excluded():
     assert to_row(normal).excluded is None
     assert to_row(forced).excluded == "forced"
     assert to_row(outside).excluded == "not_in_experiment"
+
+
+def test_a_value_is_a_finite_number():
+    assert parse_events({**GOOD, "event_type": "order", "value": 19.99})[0].value == 19.99
+    assert parse_events({**GOOD, "value": 3})[0].value == 3.0
+    for bad in (float("nan"), float("inf")):
+        [problem] = errors_of({**GOOD, "value": bad})
+        assert problem["field"] == "value"

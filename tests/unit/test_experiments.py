@@ -69,7 +69,8 @@ def test_definition_round_trips_through_its_mapping():
                          "layout": "split", "hero_headline": "Know what works before you scale it",
                          "hero_lede": "Run A/B tests on your landing page, self-hosted, with results you can trust."}}],
         "coverage": 1.0, "seed": None, "status": "running", "namespace": None, "condition": None,
-        "start_at": None, "stop_at": None}
+        "start_at": None, "stop_at": None,
+        "primary_metric": None, "secondary_metrics": [], "guardrail_metrics": []}
     targeted = replace(EXPERIMENT, namespace=Namespace("hero", 0.25, 0.5), condition={"returning": True})
     assert Experiment.from_dict(targeted.as_dict()) == targeted
     # a stored row from before overrides, namespaces and conditions
