@@ -167,7 +167,8 @@ def summary(key: str):
                                     blocking_guardrail=decision.blocking_guardrail, method=primary.method,
                                     sentence=recommendation_sentence(decision.code, decision.variant,
                                                                      decision.blocking_guardrail, primary))
-    guardrails = [GuardrailResults(**g.model_dump(), breached=any(significantly_worse(g, v.variant) for v in g.variants))
+    guardrails = [GuardrailResults(**g.model_dump(),
+                                   breached=any(significantly_worse(g, v.variant) for v in g.variants))
                   for g in read["guardrails"]]
     return Summary(experiment=key, control=primary.control, primary=primary, secondary=read["secondary"],
                    guardrails=guardrails, recommendation=recommendation).model_dump(mode="json")

@@ -153,6 +153,7 @@ def test_a_guardrail_significantly_worse_blocks_shipping_and_is_named(metrics_cl
     assert summary["primary"]["verdict_code"] == "significant" and summary["primary"]["verdict_variant"] == "B"
     errors = summary["guardrails"][0]
     assert errors["metric"] == "errors" and errors["variants"][1]["significant"] and not errors["variants"][1]["better"]
+    assert errors["breached"] is True  # what ab_service's guardrail.breached webhook reads
     recommendation = summary["recommendation"]
     assert recommendation["code"] == "guardrail" and recommendation["variant"] == "B"
     assert recommendation["blocking_guardrail"] == "errors" and recommendation["method"] == "msprt"
