@@ -370,9 +370,9 @@ class Aggregates:
 
 def counts(events: Table, registered: Any = None):
     """The condition on raw events that the aggregates count: what ingest would count (with
-    `registered`, a SELECT of the registered event types' keys, those types too). Rows written some other way (by hand, by
-    another version) with an unknown event type, a time before 1970 or past year 9999, or "*" (ANY)
-    for an experiment or variant are left out, as ingest refuses them."""
+    `registered`, a SELECT of the registered event types' keys, those types too). Rows written some
+    other way (by hand, by another version) with an unknown event type, a time before 1970 or past
+    year 9999, or "*" (ANY) for an experiment or variant are left out, as ingest refuses them."""
     known = events.c.event_type.in_(list(EVENT_BITS))
     if registered is not None:
         known = or_(known, events.c.event_type.in_(registered))
