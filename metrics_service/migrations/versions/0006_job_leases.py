@@ -1,13 +1,13 @@
 """Leases of background jobs (the daily event retention): which process runs a job, until when,
 and when it is next due, so one worker of one instance runs it at a time.
 
-Revision ID: m0007
+Revision ID: m0006
 Revises: m0005
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "m0007"
+revision = "m0006"
 down_revision = "m0005"
 branch_labels = None
 depends_on = None

@@ -1,13 +1,13 @@
 """The metrics an experiment is judged on: one primary metric, secondary metrics and guardrails
 (keys of metrics_service's /metrics). Existing experiments have none (readouts default to form_submit).
 
-Revision ID: ab0005
+Revision ID: ab0004
 Revises: ab0003
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "ab0005"
+revision = "ab0004"
 down_revision = "ab0003"
 branch_labels = None
 depends_on = None

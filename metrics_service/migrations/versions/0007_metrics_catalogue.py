@@ -3,14 +3,14 @@ the aggregates that feed count and value metrics (per-visitor counts and value s
 the sums and sums of squares over exposed visitors), filled from the events already stored; saved
 plans and the looks of their group-sequential readouts.
 
-Revision ID: m0008
-Revises: m0007
+Revision ID: m0007
+Revises: m0006
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "m0008"
-down_revision = "m0007"
+revision = "m0007"
+down_revision = "m0006"
 branch_labels = None
 depends_on = None
 
