@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, special
+from scipy import special
 
+from metrics_service.sequential import find_root
 from metrics_service.statistics import ALPHA
 
 POWER = 0.8
@@ -44,7 +45,7 @@ def _solve(power_of_n, power: float, low: float) -> int:
     high = max(2 * low, 4.0)
     while power_of_n(high) < power:
         high *= 2
-    return math.ceil(optimize.brentq(lambda n: power_of_n(n) - power, low, high, xtol=1e-6))
+    return math.ceil(find_root(lambda n: power_of_n(n) - power, low, high, xtol=1e-6))
 
 
 def _check(effect: float, alpha: float) -> None:

@@ -32,7 +32,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 # A reading becomes a new look only when the information fraction has grown by this much since the
 # last look (or has reached the plan): at most 11 looks, whatever the number of readings.
@@ -120,7 +120,7 @@ def _solve_bound(cross: Callable[[float], float], target: float) -> float:
     high = 1.0
     while cross(high) > target:
         high *= 2
-    return optimize.brentq(lambda b: cross(b) - target, 0.0, high, xtol=1e-10)
+    return find_root(lambda b: cross(b) - target, 0.0, high, xtol=1e-10)
 
 
 def boundaries(fractions: Sequence[float], alpha: float) -> list[float]:
@@ -178,7 +178,7 @@ def repeated_p_value(fractions: Sequence[float], z: float) -> float:
         return P_FLOOR
     if margin(high) > 0:
         return 1.0
-    return math.exp(optimize.brentq(margin, low, high, xtol=1e-6))
+    return math.exp(find_root(margin, low, high, xtol=1e-6))
 
 
 def group_sequential_look(looks: Sequence[Look], fraction: float, z: float | None, alpha: float,
@@ -209,3 +209,12 @@ def group_sequential_look(looks: Sequence[Look], fraction: float, z: float | Non
     fractions = [look.fraction for look in looks] + [fraction]
     look = Look(fraction, z, repeated_p_value(fractions, z))
     return decided([*looks, look], look)
+
+
+def find_root(function, low: float, high: float, xtol: float) -> float:
+    """The root of a function that changes sign on [low, high] (scipy's brentq). `scipy.optimize` is
+    imported when first needed: it loads scipy's linear algebra, sparse and spatial packages (about
+    16 MB per worker), which only planning and group-sequential readouts use."""
+    from scipy.optimize import brentq
+
+    return brentq(function, low, high, xtol=xtol)
