@@ -10,7 +10,7 @@ from ab_service.store import AbStore
 from core.db import make_engine, ping
 from core.openapi import openapi_blueprint
 from core.settings import Settings
-from core.web import create_base_app, health_blueprint
+from core.web import create_base_app, health_blueprint, whoami_blueprint
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(features.bp)
     app.register_blueprint(schedules.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(whoami_blueprint())
 
     jobs = Jobs(app, store, settings)
     app.extensions["ab_jobs"] = jobs

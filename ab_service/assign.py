@@ -11,7 +11,7 @@ from ab_service.schemas import AssignmentIn, Assignments, AssignmentsStored, Ass
 from ab_service.store import current_store as ab_store
 from core.experiments import Experiment, decide
 from core.validation import field_errors
-from core.web import ApiError, ingest_sender, json_body, parse_model
+from core.web import ApiError, json_body, parse_model
 
 bp = Blueprint("assign", __name__)
 ASSIGNMENTS = TypeAdapter(Assignments)
@@ -57,8 +57,8 @@ def _problems(rows: list[AssignmentIn], experiments: dict[str, Experiment]) -> l
 
 @bp.post("/assignments")
 def record_assignments():
-    """Store each assignment unless the visitor has one in that experiment already (the first wins)."""
-    ingest_sender()
+    """Store each assignment unless the visitor has one in that experiment already (the first wins).
+    The ingest key is checked before (core.roles: INGEST)."""
     try:
         rows = ASSIGNMENTS.validate_python(json_body())
     except ValidationError as exc:

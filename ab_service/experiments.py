@@ -19,7 +19,7 @@ from ab_service.schemas import (
 from ab_service.store import current_store as store
 from core.experiments import Experiment, conflicts
 from core.validation import InvalidRecord, parse_record
-from core.web import ApiError, json_body, listing, parse_model, require_admin
+from core.web import ApiError, json_body, listing, parse_model
 
 bp = Blueprint("experiments", __name__)
 
@@ -88,7 +88,6 @@ def get_experiment(key: str):
 
 
 @bp.post("/experiments")
-@require_admin
 def create_experiment():
     body = parse_model(ExperimentIn, json_body(), "experiment")
     data = body.model_dump()
@@ -109,7 +108,6 @@ def create_experiment():
 
 
 @bp.patch("/experiments/<key>")
-@require_admin
 def update_experiment(key: str):
     patch = parse_model(ExperimentPatch, json_body(), "experiment")
     with store().experiment_changes():

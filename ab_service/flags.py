@@ -9,7 +9,7 @@ from ab_service.schemas import FlagIn, FlagPatch
 from ab_service.store import current_store as store
 from core.experiments import Experiment
 from core.flags import default_off_value, value_problem
-from core.web import ApiError, json_body, listing, parse_model, require_admin
+from core.web import ApiError, json_body, listing, parse_model
 
 bp = Blueprint("flags", __name__)
 
@@ -34,7 +34,6 @@ def get_flag(key: str):
 
 
 @bp.post("/flags")
-@require_admin
 def create_flag():
     flag = parse_model(FlagIn, json_body(), "flag")
     data = flag.model_dump()
@@ -48,7 +47,6 @@ def create_flag():
 
 
 @bp.patch("/flags/<key>")
-@require_admin
 def update_flag(key: str):
     if key not in store().flag_types():
         raise _not_found(key)

@@ -32,6 +32,7 @@ from core.openapi import (
     query_params,
     ref,
 )
+from core.roles import Role
 
 ASSIGNMENT = {
     "type": "object",
@@ -67,6 +68,8 @@ FEATURES = {
     },
 }
 DELETED = {"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}}
+WHOAMI = {"type": "object", "required": ["name", "role"],
+          "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": [r.label for r in Role]}}}
 CONFIG = {"type": "object", "additionalProperties": {"type": ["boolean", "string", "number"]}}
 AUDIT = {
     "type": "object",
@@ -93,8 +96,7 @@ def spec() -> dict[str, Any]:
         "/assignments": {"post": operation(
             f"Remember up to {MAX_BATCH} assignments the landing page made (the first one of a visitor in an "
             "experiment wins)", (200, ref("AssignmentsStored")), (400,),
-            body={"type": "array", "items": ref("AssignmentIn"), "minItems": 1, "maxItems": MAX_BATCH},
-            secured=("ingestKey", "adminToken"),
+            body={"type": "array", "items": ref("AssignmentIn"), "minItems": 1, "maxItems": MAX_BATCH}
         )},
         "/api/features/{client_key}": {"get": operation(
             "GrowthBook's features payload: each flag a feature, each running experiment an experiment rule "
@@ -105,33 +107,31 @@ def spec() -> dict[str, Any]:
             "get": operation("Flag values as one flat object; with visitor_id, resolved for that visitor",
                              (200, ref("Config")),
                              params=[query("visitor_id", {"type": "string", "maxLength": MAX_VISITOR_ID})]),
-            "post": operation("Change flag values (admin)", (200, ref("Config")), (400,), body=ref("Config"),
-                              secured=True),
+            "post": operation("Change flag values", (200, ref("Config")), (400,), body=ref("Config")),
         },
         "/flags": {
             "get": operation("Flag definitions", (200, listing("flags", "FlagRecord"))),
-            "post": operation("Create a flag (admin)", (201, ref("FlagRecord")), (400, 409), body=ref("FlagIn"),
-                              secured=True),
+            "post": operation("Create a flag", (201, ref("FlagRecord")), (400, 409), body=ref("FlagIn")),
         },
         "/flags/{key}": {
             "get": operation("One flag; 409 when its stored row does not fit the schema", (200, ref("FlagRecord")),
                              (404, 409), params=key),
-            "patch": operation("Change a flag's value, off_value, rollout, description or allowed values (admin)",
-                               (200, ref("FlagRecord")), (400, 404), params=key, body=ref("FlagPatch"), secured=True),
+            "patch": operation("Change a flag's value, off_value, rollout, description or allowed values",
+                               (200, ref("FlagRecord")), (400, 404), params=key, body=ref("FlagPatch")),
         },
         "/experiments": {
             "get": operation("All experiments", (200, listing("experiments", "ExperimentRecord"))),
-            "post": operation("Create an experiment (admin); 409 when its key is taken, or when it starts running "
+            "post": operation("Create an experiment; 409 when its key is taken, or when it starts running "
                               "while a running experiment that can share its visitors overrides one of its flags",
-                              (201, ref("ExperimentRecord")), (400, 409), body=ref("ExperimentIn"), secured=True),
+                              (201, ref("ExperimentRecord")), (400, 409), body=ref("ExperimentIn")),
         },
         "/experiments/{key}": {
             "get": operation("One experiment; 409 when its stored row does not fit the schema",
                              (200, ref("ExperimentRecord")), (404, 409), params=key),
-            "patch": operation("Change an experiment (admin); status moves draft→running→stopped→running; 409 as "
+            "patch": operation("Change an experiment; status moves draft→running→stopped→running; 409 as "
                                "for POST when it starts running or overrides more flags while running",
                                (200, ref("ExperimentRecord")), (400, 404, 409), params=key,
-                               body=ref("ExperimentPatch"), secured=True),
+                               body=ref("ExperimentPatch")),
         },
         "/flags/{key}/schedule": {
             "get": operation("The flag's pending scheduled changes, soonest first",
@@ -139,32 +139,32 @@ def spec() -> dict[str, Any]:
                                     "properties": {"schedules": {"type": "array", "items": ref("FlagSchedule")}}}),
                              (404,), params=key),
             "post": operation("Schedule a change of the flag's value, off_value, rollout or description at a later "
-                              "time (admin); the scheduler applies it within a minute of `at`, as `scheduler`",
-                              (201, ref("FlagSchedule")), (400, 404), params=key, body=ref("FlagScheduleIn"),
-                              secured=True),
+                              "time; the scheduler applies it within a minute of `at`, as `scheduler`",
+                              (201, ref("FlagSchedule")), (400, 404), params=key, body=ref("FlagScheduleIn")),
         },
         "/flags/{key}/schedule/{schedule_id}": {"delete": operation(
-            "Cancel a pending scheduled change (admin)", (200, DELETED), (404,),
-            params=[path_param("key"), path_param("schedule_id")], secured=True)},
+            "Cancel a pending scheduled change", (200, DELETED), (404,),
+            params=[path_param("key"), path_param("schedule_id")])},
         "/webhooks": {
-            "get": operation("Every webhook, without its secret, with its deliveries done and pending (admin)",
+            "get": operation("Every webhook, without its secret, with its deliveries done and pending",
                              (200, {"type": "object", "required": ["webhooks"],
-                                    "properties": {"webhooks": {"type": "array", "items": ref("Webhook")}}}),
-                             secured=True),
-            "post": operation("Add a webhook (admin): its URL, the events it receives and the secret its payloads "
+                                    "properties": {"webhooks": {"type": "array", "items": ref("Webhook")}}})),
+            "post": operation("Add a webhook: its URL, the events it receives and the secret its payloads "
                               "are signed with, answered this once", (201, ref("WebhookCreated")), (400,),
-                              body=ref("WebhookIn"), secured=True),
+                              body=ref("WebhookIn")),
         },
         "/webhooks/{webhook_id}": {"delete": operation(
-            "Remove a webhook and its pending deliveries (admin)", (200, DELETED), (404,),
-            params=[path_param("webhook_id")], secured=True)},
-        "/audit": {"get": operation("Every change to flags and experiments, newest first (admin)", (200, ref("Audit")),
+            "Remove a webhook and its pending deliveries", (200, DELETED), (404,),
+            params=[path_param("webhook_id")])},
+        "/whoami": {"get": operation("The name and role of the token sent", (200, ref("Whoami")))},
+        "/audit": {"get": operation("Every change to flags and experiments, newest first", (200, ref("Audit")),
                                     (400,), params=[query("limit", {"type": "integer", "minimum": 1,
-                                                                    "maximum": 1000})], secured=True)},
+                                                                    "maximum": 1000})])},
     }
-    schemas = {"Assignment": ASSIGNMENT, "Config": CONFIG, "Audit": AUDIT, "Features": FEATURES,
+    schemas = {"Assignment": ASSIGNMENT, "Whoami": WHOAMI, "Config": CONFIG, "Audit": AUDIT, "Features": FEATURES,
                **model_schemas(ExperimentRecord, ExperimentIn, ExperimentPatch, FlagRecord, FlagIn, FlagPatch,
                                AssignmentIn, FlagScheduleIn, WebhookIn),
                **answer_schemas(AssignmentsStored, FlagSchedule, Webhook, WebhookCreated)}
-    return build_spec("Landing Lab ab_service", "Sticky variant assignment, experiments and feature flags.",
-                      paths, schemas, schemes=("adminToken", "ingestKey"))
+    return build_spec(
+        "ab_service", "Landing Lab ab_service", "Sticky variant assignment, experiments and feature flags.",
+        paths, schemas)

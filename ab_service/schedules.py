@@ -11,7 +11,7 @@ from ab_service.schemas import FlagRecord, FlagScheduleIn
 from ab_service.store import current_store as store
 from core.events import to_millis
 from core.validation import InvalidRecord, parse_record
-from core.web import ApiError, json_body, parse_model, require_admin
+from core.web import ApiError, json_body, parse_model
 
 bp = Blueprint("flag_schedules", __name__)
 
@@ -21,7 +21,6 @@ def _not_found(key: str) -> ApiError:
 
 
 @bp.post("/flags/<key>/schedule")
-@require_admin
 def schedule_flag_change(key: str):
     flag = store().get_flag(key)
     if flag is None:
@@ -45,7 +44,6 @@ def flag_schedule(key: str):
 
 
 @bp.delete("/flags/<key>/schedule/<schedule_id>")
-@require_admin
 def cancel_flag_change(key: str, schedule_id: str):
     if not store().cancel_flag_schedule(key, schedule_id):
         raise ApiError(404, f"no pending change {schedule_id!r} of flag {key!r}",

@@ -1,6 +1,7 @@
 """Building and serving each service's OpenAPI 3.1 description (GET /openapi.json)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -8,6 +9,7 @@ from flask import Blueprint
 from pydantic import BaseModel
 
 from core.keys import key_schema
+from core.roles import INGEST, PERMISSIONS, PUBLIC, Access, Role, lowest_role
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -31,7 +33,8 @@ ERROR_SCHEMA = {
 HEALTH_SCHEMA = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
 ERROR_TEXT = {
     400: "Invalid input; every problem is listed",
-    401: "Missing or wrong credentials (admin token, or ingest key)",
+    401: "Missing or wrong credentials (a named token, or the ingest key)",
+    403: "The token's role is too low; the answer names the role needed (required_role)",
     404: "Not found",
     409: "Conflict: the key already exists, or the stored record does not fit its schema",
     413: "Request body too large",
@@ -56,25 +59,26 @@ def operation(
     errors: tuple[int, ...] = (),
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
-    secured: bool | tuple[str, ...] = False,
 ) -> dict[str, Any]:
-    """One operation: its success response, the error statuses it can answer, parameters and body.
-    secured: True for the admin token, or the names of the security schemes any one of which is accepted."""
+    """One operation: its success response, the error statuses it can answer, parameters and body (the
+    credentials it needs come from the permission matrix: see build_spec)."""
     status, schema, *media = ok
     content = {media[0]: {"schema": schema}} if media else json_content(schema)
     responses: dict[str, Any] = {str(status): {"description": "Success", "content": content}}
     # Any request can be refused as invalid (NUL characters, malformed parameters): 400 is always possible.
-    statuses = set(errors) | {400} | ({401} if secured else set()) | ({413} if body else set())
+    statuses = set(errors) | {400} | ({413} if body else set())
     for code in sorted(statuses):
-        responses[str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": json_content(ref("Error"))}
+        responses[str(code)] = error_response(code)
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
         op["parameters"] = params
     if body:
         op["requestBody"] = {"required": True, "content": json_content(body)}
-    if secured:
-        op["security"] = [{name: []} for name in (("adminToken",) if secured is True else secured)]
     return op
+
+
+def error_response(code: int) -> dict[str, Any]:
+    return {"description": ERROR_TEXT.get(code, "Error"), "content": json_content(ref("Error"))}
 
 
 def query(name: str, schema: dict[str, Any], required: bool = False, description: str = "") -> dict[str, Any]:
@@ -132,21 +136,54 @@ def query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 BEARER = {"type": "http", "scheme": "bearer"}
 SECURITY_SCHEMES = {
-    "adminToken": {**BEARER, "description": "ADMIN_TOKEN, or a token of ADMIN_TOKENS"},
+    "token": {**BEARER, "description": "A named token of API_TOKENS (its role: viewer, analyst, editor or admin), "
+                                       "of ADMIN_TOKENS, or ADMIN_TOKEN (admin). The requirement lists the least "
+                                       "role; routes needing viewer are open to anyone with PUBLIC_READS=true"},
     "ingestKey": {**BEARER, "description": "INGEST_KEY: the key the landing service sends with what it records"},
 }
 
 
-def build_spec(title: str, description: str, paths: dict[str, Any], schemas: dict[str, Any],
-               schemes: tuple[str, ...] = ("adminToken",)) -> dict[str, Any]:
-    paths = {**paths, "/openapi.json": {"get": operation("This description", (200, {"type": "object"}))}}
+def openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path: /flags/<key> -> /flags/{key}."""
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
+
+
+def security(access: Access) -> list[dict[str, list[str]]]:
+    """The security requirement of a route of the permission matrix (core.roles); none for a public one."""
+    if access == PUBLIC:
+        return []
+    if access == INGEST:
+        return [{"ingestKey": []}, {"token": [Role.ADMIN.label]}]
+    return [{"token": [lowest_role(access).label]}]
+
+
+def secure(service: str, paths: dict[str, Any]) -> dict[str, Any]:
+    """Each operation with the credentials the permission matrix asks of it, and their 401 and 403."""
+    for route, access in PERMISSIONS[service].items():
+        method, rule = route.split(" ", 1)
+        op = paths.get(openapi_path(rule), {}).get(method.lower())
+        if op is None or not security(access):
+            continue
+        op["security"] = security(access)
+        for code in (401, 403):
+            op["responses"].setdefault(str(code), error_response(code))
+        op["responses"] = dict(sorted(op["responses"].items()))
+    return paths
+
+
+def build_spec(service: str, title: str, description: str, paths: dict[str, Any],
+               schemas: dict[str, Any]) -> dict[str, Any]:
+    paths = secure(service, {**paths, "/openapi.json": {"get": operation("This description",
+                                                                          (200, {"type": "object"}))}})
+    schemes = {name for ops in paths.values() for op in ops.values() for need in op.get("security", ())
+               for name in need}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0", "description": description},
         "paths": paths,
         "components": {
             "schemas": {"Error": ERROR_SCHEMA, "Health": HEALTH_SCHEMA, **schemas},
-            "securitySchemes": {name: SECURITY_SCHEMES[name] for name in schemes},
+            **({"securitySchemes": {name: SECURITY_SCHEMES[name] for name in sorted(schemes)}} if schemes else {}),
         },
     }
 

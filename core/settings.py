@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.roles import Role
+
 DEFAULT_PORTS = {"landing": 8080, "ab_service": 5002, "metrics_service": 5001, "dashboard": 8081}
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 # Per ingest key (or admin token) and metrics_service worker: the landing service sends one request per
@@ -24,15 +26,33 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _named_tokens(value: str) -> tuple[tuple[str, str], ...]:
-    """ADMIN_TOKENS="alice:secret1,bob:secret2" -> (("alice", "secret1"), ("bob", "secret2"))."""
-    pairs = []
-    for item in _split(value):
+@dataclass(frozen=True)
+class NamedToken:
+    name: str  # who acts, as the audit log shows it
+    role: Role
+    token: str = field(repr=False)
+
+
+def _named_tokens(env: Mapping[str, str]) -> tuple[NamedToken, ...]:
+    """Every token with its name and role: API_TOKENS="ann:viewer:secret1,bob:editor:secret2", the admin
+    tokens of ADMIN_TOKENS="alice:secret3" and ADMIN_TOKEN (named "admin")."""
+    tokens = []
+    for item in _split(env.get("API_TOKENS", "")):
+        name, role, token = (part.strip() for part in (item.split(":", 2) + ["", ""])[:3])
+        if not name or not role or not token:
+            raise ValueError("API_TOKENS entries must look like name:role:token")
+        tokens.append(NamedToken(name, Role.parse(role), token))
+    for item in _split(env.get("ADMIN_TOKENS", "")):
         name, sep, token = item.partition(":")
         if not sep or not name.strip() or not token.strip():
             raise ValueError("ADMIN_TOKENS entries must look like name:token")
-        pairs.append((name.strip(), token.strip()))
-    return tuple(pairs)
+        tokens.append(NamedToken(name.strip(), Role.ADMIN, token.strip()))
+    if env.get("ADMIN_TOKEN", ""):
+        tokens.append(NamedToken("admin", Role.ADMIN, env["ADMIN_TOKEN"]))
+    secrets = [t.token for t in tokens]
+    if len(set(secrets)) != len(secrets):
+        raise ValueError("each token of API_TOKENS, ADMIN_TOKENS and ADMIN_TOKEN must be different")
+    return tuple(tokens)
 
 
 def _switch(name: str, value: str) -> bool:
@@ -59,8 +79,8 @@ class Settings:
     database_url: str
     ab_service_url: str
     metrics_service_url: str
-    admin_token: str = ""  # unset: every admin write is refused
-    named_tokens: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (name, token) from ADMIN_TOKENS
+    tokens: tuple[NamedToken, ...] = field(default_factory=tuple)  # none: everything but public routes refused
+    public_reads: bool = False  # the viewer's reads (stats, results, definitions) open to anyone
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "INFO"
@@ -75,6 +95,7 @@ class Settings:
     outbox_interval_seconds: float = 0.5
     outbox_max_backoff: float = 10.0
     ingest_key: str = ""  # what POST /events and POST /assignments require; what the landing service sends
+    ab_service_token: str = ""  # a viewer-or-better token the landing service reads flags and experiments with
     rate_limit_ingest: str = DEFAULT_RATE_LIMIT_INGEST
     segment_values: int = DEFAULT_SEGMENT_VALUES  # distinct values kept per context dimension, then "(other)"
     # ab_service: the client key of GET /api/features/<client key> (GrowthBook SDKs); empty: no payload served
@@ -104,8 +125,8 @@ class Settings:
             database_url=env.get("DATABASE_URL", f"sqlite:///{data_dir / (service + '.db')}"),
             ab_service_url=env.get("AB_SERVICE_URL", "http://127.0.0.1:5002").rstrip("/"),
             metrics_service_url=env.get("METRICS_SERVICE_URL", "http://127.0.0.1:5001").rstrip("/"),
-            admin_token=env.get("ADMIN_TOKEN", ""),
-            named_tokens=_named_tokens(env.get("ADMIN_TOKENS", "")),
+            tokens=_named_tokens(env),
+            public_reads=_switch("PUBLIC_READS", env.get("PUBLIC_READS", "false")),
             cors_origins=_split(env.get("CORS_ORIGINS", "")),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
@@ -119,6 +140,7 @@ class Settings:
             outbox_interval_seconds=float(env.get("OUTBOX_INTERVAL_SECONDS", "0.5")),
             outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
             ingest_key=env.get("INGEST_KEY", "").strip(),
+            ab_service_token=env.get("AB_SERVICE_TOKEN", "").strip(),
             rate_limit_ingest=env.get("RATE_LIMIT_INGEST", DEFAULT_RATE_LIMIT_INGEST),
             segment_values=int(env.get("SEGMENT_VALUES", DEFAULT_SEGMENT_VALUES)),
             growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY", DEFAULT_CLIENT_KEY).strip(),

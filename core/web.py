@@ -1,11 +1,10 @@
-"""Flask pieces every service shares: base app set-up, JSON errors, admin auth, CORS, health."""
+"""Flask pieces every service shares: base app set-up, JSON errors, roles, CORS, health."""
 from __future__ import annotations
 
 import hmac
 import io
 import logging
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -15,7 +14,8 @@ from werkzeug.exceptions import HTTPException
 
 from core.events import EventValidationError
 from core.ratelimit import RateLimited
-from core.settings import Settings
+from core.roles import INGEST, Access, allows, lowest_role, required
+from core.settings import NamedToken, Settings
 from core.validation import InvalidRecord, RecordProblem, UnreadableRecord, field_errors
 
 log = logging.getLogger(__name__)
@@ -25,18 +25,20 @@ class ApiError(Exception):
     """An error answered as JSON: {"error": code, "message": ..., "errors": [...]}."""
 
     def __init__(self, status: int, message: str, errors: list[dict] | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
         self.headers = headers or {}
-        self.code = code or {400: "bad_request", 401: "unauthorized", 404: "not_found",
+        self.details = details or {}  # more fields of the answer, such as the role a 403 asks for
+        self.code = code or {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                              429: "too_many_requests"}.get(status, "error")
 
 
-def error_body(code: str, message: str, errors: list[dict] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": code, "message": message}
+def error_body(code: str, message: str, errors: list[dict] | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code, "message": message, **(details or {})}
     if errors is not None:
         body["errors"] = errors
     return body
@@ -45,7 +47,7 @@ def error_body(code: str, message: str, errors: list[dict] | None = None) -> dic
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        response = jsonify(error_body(exc.code, exc.message, exc.errors))
+        response = jsonify(error_body(exc.code, exc.message, exc.errors, exc.details))
         response.status_code = exc.status
         response.headers.update(exc.headers)
         if exc.status == 401:
@@ -94,6 +96,7 @@ def create_base_app(import_name: str, settings: Settings) -> Flask:
     register_error_handlers(app)
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, lambda: app.config["MAX_CONTENT_LENGTH"])
     app.before_request(reject_nul_characters)
+    app.before_request(lambda: authorize(import_name))  # import_name: the service, as core.roles names it
     add_security_headers(app)
     if settings.cors_origins:
         # An explicit allowlist; never "*". Browsers elsewhere get no CORS headers at all.
@@ -200,44 +203,73 @@ def token_matches(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def token_owner(given: str | None) -> str | None:
-    """The name of the admin token given ("admin" for ADMIN_TOKEN), or None. Checks every token."""
-    known = [("admin", settings().admin_token), *settings().named_tokens]
-    owner = None
-    for name, token in known:
-        if token_matches(given, token) and owner is None:
-            owner = name
-    return owner
-
-
-def require_admin(view: Callable) -> Callable:
-    """Writes need `Authorization: Bearer <admin token>`; 401 otherwise. Sets g.actor to the token's name."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        owner = token_owner(bearer_token())
-        if owner is None:
-            raise ApiError(401, "a valid admin token is required (Authorization: Bearer <token>)")
-        g.actor = owner
-        return view(*args, **kwargs)
-
-    return wrapper
+def token_holder(given: str | None) -> NamedToken | None:
+    """The named token given, or None. Compares with every token, so the time taken tells nothing."""
+    holder = None
+    for named in settings().tokens:
+        if token_matches(given, named.token) and holder is None:
+            holder = named
+    return holder
 
 
 def ingest_sender() -> str:
     """Who sends events: "ingest" for `Authorization: Bearer <INGEST_KEY>`, an admin token's name for an
-    admin token; 401 otherwise. With no INGEST_KEY configured only an admin token is accepted."""
+    admin token; 401 otherwise (403 for a token of a lower role). With no INGEST_KEY configured only an
+    admin token is accepted."""
     given = bearer_token()
     ingest_key = settings().ingest_key
     is_ingest = token_matches(given, ingest_key)
-    owner = token_owner(given)  # compared either way, so the time taken does not tell which kind matched
+    holder = token_holder(given)  # compared either way, so the time taken does not tell which kind matched
     if is_ingest:
         return "ingest"
-    if owner is not None:
-        return owner
+    if holder is not None and allows(INGEST, holder.role):
+        return holder.name
+    if holder is not None:
+        raise forbidden(INGEST, holder)
     if not ingest_key:
         raise ApiError(401, "ingest is refused: this server has no ingest key configured (set INGEST_KEY)")
     raise ApiError(401, "a valid ingest key is required (Authorization: Bearer <INGEST_KEY>)")
+
+
+def forbidden(access: Access, holder: NamedToken) -> ApiError:
+    """403 naming the role the route needs and the role of the token given."""
+    need = lowest_role(access)
+    return ApiError(403, f"this needs the {need.label} role{' (or the ingest key)' if access == INGEST else ''}; "
+                         f"the token of {holder.name} has the {holder.role.label} role",
+                    code="forbidden", details={"required_role": need.label, "role": holder.role.label})
+
+
+def authorize(service: str) -> None:
+    """Before each request: what the permission matrix (core.roles) asks of the route. Sets g.actor (the
+    token's name, or "ingest") and g.role; 401 without a valid token where one is needed, 403 with a token
+    whose role is too low."""
+    rule = request.url_rule
+    if rule is None or request.method == "OPTIONS":
+        return  # no such route (404/405 follow), or a CORS preflight, which carries no credentials
+    access = required(service, "GET" if request.method == "HEAD" else request.method, rule.rule)
+    if access == INGEST:
+        g.actor = ingest_sender()
+        return
+    holder = token_holder(bearer_token())
+    if holder is not None:
+        g.actor, g.role = holder.name, holder.role
+    if allows(access, holder.role if holder else None, settings().public_reads):
+        return
+    if holder is None:
+        raise ApiError(401, f"a valid token with the {lowest_role(access).label} role or higher is required "
+                            "(Authorization: Bearer <token>)")
+    raise forbidden(access, holder)
+
+
+def whoami_blueprint() -> Blueprint:
+    """GET /whoami: the name and role of the token sent (the dashboard's sign-in asks it)."""
+    bp = Blueprint("whoami", __name__)
+
+    @bp.get("/whoami")
+    def whoami():
+        return {"name": g.actor, "role": g.role.label}
+
+    return bp
 
 
 def hit_limit(scope: str, key: str) -> None:

@@ -42,8 +42,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     init_schema(engine)
 
-    refresher = Refresher(engine, settings.ab_service_url, make_session(retries=0, timeout=(0.3, 1.0)),
-                          settings.refresh_seconds)
+    if not settings.ab_service_token:
+        log.warning("AB_SERVICE_TOKEN is not set: flags and experiments are read from ab_service only if it "
+                    "serves reads to anyone (PUBLIC_READS=true)")
+    # Flags and experiments are read with a viewer-or-better token of ab_service (core.roles: READ).
+    refresher = Refresher(engine, settings.ab_service_url, make_session(
+        retries=0, timeout=(0.3, 1.0), headers=bearer(settings.ab_service_token)), settings.refresh_seconds)
     refresher.load()
     app.extensions["definitions"] = refresher
     if settings.refresh_seconds > 0:

@@ -42,5 +42,6 @@ def spec() -> dict[str, Any]:
                                       "once per experiment",
                                       (202, ref("Recorded")), (400, 429), body=ref("Signup"))},
     }
-    return build_spec("Landing Lab landing", "The visitor-facing page and its same-origin event endpoints.",
+    return build_spec(
+        "landing", "Landing Lab landing", "The visitor-facing page and its same-origin event endpoints.",
                       paths, {"Track": TRACK, "Signup": SIGNUP, "Recorded": RECORDED})

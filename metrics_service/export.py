@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Column
 
 from core.events import from_millis
-from core.web import parse_model, require_admin
+from core.web import parse_model
 from metrics_service.encoding import MEDIA_TYPES, encode
 from metrics_service.schemas import EventExportQuery, ExperimentExportQuery
 from metrics_service.store import MetricsStore
@@ -59,7 +59,6 @@ def streamed(fmt: str, name: str, body: Iterator[bytes]) -> Response:
 
 
 @bp.get("/events/export")
-@require_admin
 def export_events():
     query = parse_model(EventExportQuery, request.args.to_dict(), "query")
     store = current_app.extensions["metrics_store"]
@@ -70,7 +69,6 @@ def export_events():
 
 
 @bp.get("/experiments/<key>/export")
-@require_admin
 def export_experiment(key: str):
     query = parse_model(ExperimentExportQuery, request.args.to_dict(), "query")
     store = current_app.extensions["metrics_store"]

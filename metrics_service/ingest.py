@@ -4,10 +4,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g
 
 from core.events import EVENT_TYPES, EventValidationError, parse_events, to_row
-from core.web import hit_limit, ingest_sender, json_body
+from core.web import hit_limit, json_body
 from metrics_service.schemas import Accepted
 
 bp = Blueprint("ingest", __name__)
@@ -15,7 +15,7 @@ bp = Blueprint("ingest", __name__)
 
 @bp.post("/events")
 def post_events():
-    hit_limit("ingest", ingest_sender())  # 401 without a valid key, 429 over the key's rate
+    hit_limit("ingest", g.actor)  # the key's sender (checked before: core.roles INGEST); 429 over its rate
     payload = json_body()
     try:
         parsed = parse_events(payload)

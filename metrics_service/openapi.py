@@ -50,7 +50,7 @@ from metrics_service.schemas import (
 
 def export_operation(summary: str, formats: tuple[str, ...], params: list[dict[str, Any]]) -> dict[str, Any]:
     """A streamed export: one media type per format (chosen by the `format` parameter); an admin token."""
-    op = operation(summary, (200, {"type": "string"}), (400,), params=params, secured=True)
+    op = operation(summary, (200, {"type": "string"}), (400,), params=params)
     op["responses"]["200"]["content"] = {MEDIA_TYPES[fmt].split(";")[0]: {"schema": {"type": "string"}}
                                          for fmt in formats}
     return op
@@ -65,8 +65,7 @@ def spec() -> dict[str, Any]:
             "ingest key (or an admin token); rate-limited per key (RATE_LIMIT_INGEST)",
             (202, ref("Accepted")), (400, 429),
             body={"oneOf": [ref("Event"),
-                            {"type": "array", "items": ref("Event"), "minItems": 1, "maxItems": MAX_BATCH}]},
-            secured=("ingestKey", "adminToken"),
+                            {"type": "array", "items": ref("Event"), "minItems": 1, "maxItems": MAX_BATCH}]}
         )},
         "/stats": {"get": operation("Totals by variant and event type, their matrix, conversion per variant",
                                     (200, ref("Stats")), (400,), params=query_params(StatsQuery))},
@@ -95,26 +94,22 @@ def spec() -> dict[str, Any]:
                              (200, ref("Plan")), (400,), params=[*key, *query_params(PlanQuery)]),
             "post": operation("Save the plan of a metric: its readouts become group-sequential (admin); 409 once "
                               "its readouts have taken looks",
-                              (201, ref("Plan")), (400, 401, 409), params=key, body=ref("PlanIn"),
-                              secured=("adminToken",)),
+                              (201, ref("Plan")), (400, 401, 409), params=key, body=ref("PlanIn")),
         },
         "/event-types": {
             "get": operation("Built-in and registered event types", (200, ref("EventTypeList")), ()),
             "post": operation("Register an event type (admin); 409 when it exists or is built in",
-                              (201, ref("EventTypeRecord")), (400, 401, 409), body=ref("EventTypeIn"),
-                              secured=("adminToken",)),
+                              (201, ref("EventTypeRecord")), (400, 401, 409), body=ref("EventTypeIn")),
         },
         "/metrics": {
             "get": operation("Built-in and defined metrics", (200, ref("MetricList")), ()),
             "post": operation("Define a metric (admin); 409 when the key exists or is built in",
-                              (201, ref("MetricRecord")), (400, 401, 409), body=ref("MetricIn"),
-                              secured=("adminToken",)),
+                              (201, ref("MetricRecord")), (400, 401, 409), body=ref("MetricIn")),
         },
         "/metrics/{key}": {
             "get": operation("One metric", (200, ref("MetricRecord")), (404,), params=key),
             "patch": operation("Change a defined metric's name, direction or cap (admin; null removes the cap)",
-                               (200, ref("MetricRecord")), (400, 401, 404), params=key, body=ref("MetricPatch"),
-                               secured=("adminToken",)),
+                               (200, ref("MetricRecord")), (400, 401, 404), params=key, body=ref("MetricPatch")),
         },
         "/experiments/{key}/timeseries": {"get": operation(
             "Cumulative exposure and conversion per time bucket and variant",
@@ -130,7 +125,8 @@ def spec() -> dict[str, Any]:
             [*key, *query_params(ExperimentExportQuery)])},
     }
     schemas = {**answer_schemas(Accepted, Stats, EventSeries, Funnel, Results, CumulativeSeries, SegmentResults,
-                                Traffic, Summary, Plan, EventTypeList, EventTypeRecord, MetricList, MetricRecord),
+                               Traffic, Summary, Plan, EventTypeList, EventTypeRecord, MetricList, MetricRecord),
                **model_schemas(Event, EventTypeIn, MetricIn, MetricPatch, PlanIn)}
-    return build_spec("Landing Lab metrics_service", "Event ingest, aggregate stats and experiment results.",
-                      paths, schemas, schemes=("ingestKey", "adminToken"))
+    return build_spec(
+        "metrics_service", "Landing Lab metrics_service", "Event ingest, aggregate stats and experiment results.",
+        paths, schemas)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, request
 
-from core.web import ApiError, json_body, parse_model, require_admin
+from core.web import ApiError, json_body, parse_model
 from metrics_service.catalogue import catalogue, find_metric, unknown_metric
 from metrics_service.means import MeanArm, analyse_means
 from metrics_service.planning import expected_days, visitors_per_variant_mean, visitors_per_variant_proportion
@@ -230,7 +230,6 @@ def plan(key: str):
 
 
 @bp.post("/experiments/<key>/plan")
-@require_admin
 def save_plan(key: str):
     body = parse_model(PlanIn, json_body(), "plan")
     planned = _plan(key, _metric(body.metric), body.mde, body.power, body.alpha, None, None, None, None)

@@ -143,8 +143,9 @@ def assert_matches_rebuild(store) -> None:
 def settings_for(service: str, **env: str) -> Settings:
     """A service's settings from the given environment alone: a test's own configuration, which
     replaces the process environment. ab_service's background jobs stay off unless asked for: tests
-    run them by calling them."""
-    return Settings.from_env(service, environ={"JOBS_AUTOSTART": "false", **env})
+    run them by calling them. Reads are open (PUBLIC_READS=true, as on a trusted network) unless env says
+    otherwise: tests of the data read it without a token; tests/api/test_roles.py closes them."""
+    return Settings.from_env(service, environ={"JOBS_AUTOSTART": "false", "PUBLIC_READS": "true", **env})
 
 
 @contextmanager
@@ -257,11 +258,11 @@ def console_problems(page) -> list[str]:
 
 
 def dashboard_sign_in(page, dashboard_url: str, token: str | None = None) -> None:
-    """Sign in to the dashboard in the browser with the stack's admin token."""
+    """Sign in to the dashboard in the browser with the stack's admin token (or the token given)."""
     from harness.processes import ADMIN_TOKEN
 
     page.goto(dashboard_url)
-    page.get_by_label("Admin token").fill(token or ADMIN_TOKEN)
+    page.get_by_label("Token").fill(token or ADMIN_TOKEN)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Signed in as admin").wait_for()
 

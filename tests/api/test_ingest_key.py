@@ -88,7 +88,7 @@ def test_an_empty_rate_limit_turns_it_off(metrics):
 def test_openapi_describes_the_ingest_key(metrics_client):
     spec = metrics_client.get("/openapi.json").get_json()
     operation = spec["paths"]["/events"]["post"]
-    assert operation["security"] == [{"ingestKey": []}, {"adminToken": []}]
+    assert operation["security"] == [{"ingestKey": []}, {"token": ["admin"]}]
     assert {"401", "413", "429"} <= set(operation["responses"])
     assert spec["components"]["securitySchemes"]["ingestKey"]["scheme"] == "bearer"
 
