@@ -16,9 +16,14 @@ class BackendError(Exception):
     """A plain-language message about a service that did not answer as expected, with the field errors
     of a refused write ({"field", "message"}) so a form can show each next to its field."""
 
-    def __init__(self, message: str, errors: list[dict[str, str]] | None = None):
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None, status: int | None = None):
         super().__init__(message)
         self.errors = errors or []
+        self.status = status  # the HTTP status of the answer; None when the service did not answer
+
+    @property
+    def needs_sign_in(self) -> bool:
+        return self.status == 401
 
 
 @st.cache_resource
@@ -54,7 +59,7 @@ def request_json(service: str, method: str, url: str, token: str | None = None, 
     except requests.RequestException as exc:
         raise BackendError(f"{service} is unreachable at {url.split('?')[0]}: {exc.__class__.__name__}") from exc
     if not response.ok:
-        raise BackendError(_describe(service, response), _field_errors(response))
+        raise BackendError(_describe(service, response), _field_errors(response), response.status_code)
     try:
         return response.json()
     except ValueError as exc:
@@ -62,8 +67,9 @@ def request_json(service: str, method: str, url: str, token: str | None = None, 
 
 
 @st.cache_data(ttl=READ_TTL_SECONDS, show_spinner=False)
-def cached_get(service: str, url: str, params: tuple[tuple[str, str], ...] = ()) -> Any:
-    return request_json(service, "GET", url, params=dict(params))
+def cached_get(service: str, url: str, params: tuple[tuple[str, str], ...] = (), token: str | None = None) -> Any:
+    """A read, cached per token too (what a token may read is the services' answer to it)."""
+    return request_json(service, "GET", url, token, params=dict(params))
 
 
 def _params(**values: Any) -> tuple[tuple[str, str], ...]:
@@ -71,7 +77,8 @@ def _params(**values: Any) -> tuple[tuple[str, str], ...]:
 
 
 class Api:
-    """Reads are cached for a few seconds; every write clears the cache so the next read is fresh."""
+    """Reads are cached for a few seconds; every write clears the cache so the next read is fresh. Reads
+    and writes carry the signed-in token (reads without one are answered when PUBLIC_READS=true)."""
 
     def __init__(self, settings: Settings, token: str | None = None):
         self.ab_service_url = settings.ab_service_url
@@ -83,23 +90,23 @@ class Api:
         return self.ab_service_url + path
 
     def flags(self) -> list[dict[str, Any]]:
-        return cached_get("ab_service", self._ab("/flags"))["flags"]
+        return cached_get("ab_service", self._ab("/flags"), token=self.token)["flags"]
 
     def experiments(self) -> list[dict[str, Any]]:
-        return cached_get("ab_service", self._ab("/experiments"))["experiments"]
+        return cached_get("ab_service", self._ab("/experiments"), token=self.token)["experiments"]
 
     def audit(self) -> list[dict[str, Any]]:
         return request_json("ab_service", "GET", self._ab("/audit"), self.token)["entries"]
 
-    def check_token(self, token: str) -> bool:
-        """True when ab_service accepts the token as an admin credential."""
+    def whoami(self, token: str) -> dict[str, str] | None:
+        """{"name", "role"} of the token when ab_service accepts it, else None; BackendError when
+        ab_service cannot say."""
         try:
-            request_json("ab_service", "GET", self._ab("/audit?limit=1"), token)
-            return True
+            return request_json("ab_service", "GET", self._ab("/whoami"), token)
         except BackendError as exc:
-            if "unreachable" in str(exc):
-                raise
-            return False
+            if exc.status in (401, 403):
+                return None
+            raise
 
     def webhooks(self) -> list[dict[str, Any]]:
         return request_json("ab_service", "GET", self._ab("/webhooks"), self.token)["webhooks"]
@@ -133,25 +140,27 @@ class Api:
         return self.metrics_service_url + path
 
     def stats(self, **filters: Any) -> dict[str, Any]:
-        return cached_get("metrics_service", self._metrics("/stats"), _params(**filters))
+        return cached_get("metrics_service", self._metrics("/stats"), _params(**filters), token=self.token)
 
     def timeseries(self, **filters: Any) -> dict[str, Any]:
-        return cached_get("metrics_service", self._metrics("/stats/timeseries"), _params(**filters))
+        return cached_get("metrics_service", self._metrics("/stats/timeseries"), _params(**filters), token=self.token)
 
     def funnel(self, experiment: str) -> dict[str, Any]:
-        return cached_get("metrics_service", self._metrics("/stats/funnel"), _params(experiment=experiment))
+        return cached_get("metrics_service", self._metrics("/stats/funnel"), _params(experiment=experiment),
+                          token=self.token)
 
     def results(self, experiment: str, metric: str, weights: dict[str, float] | None = None,
                 **filters: Any) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/results"),
-                          _params(metric=metric, weights=_weights_arg(weights), **filters))
+                          _params(metric=metric, weights=_weights_arg(weights), **filters), token=self.token)
 
     def cumulative(self, experiment: str, metric: str, interval: str) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/timeseries"),
-                          _params(metric=metric, interval=interval))
+                          _params(metric=metric, interval=interval), token=self.token)
 
     def traffic(self, dimension: str, **filters: Any) -> dict[str, Any]:
-        return cached_get("metrics_service", self._metrics("/stats/traffic"), _params(dimension=dimension, **filters))
+        return cached_get("metrics_service", self._metrics("/stats/traffic"), _params(dimension=dimension, **filters),
+                          token=self.token)
 
     # the metrics catalogue, summaries and plans (metrics_service) ---------------
     def _metrics_write(self, method: str, path: str, body: dict[str, Any]) -> Any:
@@ -160,10 +169,10 @@ class Api:
         return result
 
     def metrics(self) -> list[dict[str, Any]]:
-        return cached_get("metrics_service", self._metrics("/metrics"))["metrics"]
+        return cached_get("metrics_service", self._metrics("/metrics"), token=self.token)["metrics"]
 
     def event_types(self) -> list[dict[str, Any]]:
-        return cached_get("metrics_service", self._metrics("/event-types"))["event_types"]
+        return cached_get("metrics_service", self._metrics("/event-types"), token=self.token)["event_types"]
 
     def create_metric(self, metric: dict[str, Any]) -> dict[str, Any]:
         return self._metrics_write("POST", "/metrics", metric)
@@ -175,12 +184,12 @@ class Api:
                 weights: dict[str, float] | None = None) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/summary"),
                           _params(primary=primary, secondary=",".join(secondary), guardrails=",".join(guardrails),
-                                  weights=_weights_arg(weights)))
+                                  weights=_weights_arg(weights)), token=self.token)
 
     def plan(self, experiment: str, metric: str, mde: float, power: float, alpha: float,
              weights: dict[str, float] | None = None) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/plan"),
-                          _params(metric=metric, mde=mde, power=power, alpha=alpha, weights=_weights_arg(weights)))
+                          _params(metric=metric, mde=mde, power=power, alpha=alpha, weights=_weights_arg(weights)), token=self.token)
 
     def save_plan(self, experiment: str, metric: str, mde: float, power: float, alpha: float) -> dict[str, Any]:
         return self._metrics_write("POST", f"/experiments/{experiment}/plan",

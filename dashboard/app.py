@@ -29,7 +29,8 @@ PAGES = [
     st.Page("views/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
     st.Page("views/webhooks.py", title="Webhooks", icon=":material/webhook:", url_path="webhooks"),
 ]
-TOKEN_HINT = "The token is in data/admin_token (make run writes it there)."
+TOKEN_HINT = ("A token of API_TOKENS (viewer, analyst, editor or admin), or the admin token in data/admin_token "
+              "(make run writes it there).")
 LOGO, ICON = Path(__file__).with_name("logo.svg"), Path(__file__).with_name("icon.svg")  # served by the dashboard
 
 st.set_page_config(page_title="Landing Lab", page_icon=str(ICON), layout="wide")
@@ -38,14 +39,15 @@ session.restore()
 page = st.navigation(PAGES)
 
 with st.sidebar:
-    if session.is_admin():
-        st.success("Signed in as admin", icon=":material/verified_user:")
+    identity = session.signed_in_as()
+    if identity:
+        st.success(plain(f"Signed in as {identity['name']} ({identity['role']})"), icon=":material/verified_user:")
         if st.button("Sign out", key="sign_out"):
             session.sign_out()
             st.rerun()
     else:
         with st.form("sign_in_form", border=False):
-            candidate = st.text_input("Admin token", type="password", key="admin_password")
+            candidate = st.text_input("Token", type="password", key="admin_password")
             st.caption(TOKEN_HINT)
             submitted = st.form_submit_button("Sign in", key="sign_in")
         if submitted:

@@ -1,9 +1,10 @@
-"""Who is signed in, for how long, and the API client of this session.
+"""Who is signed in, with which role, for how long, and the API client of this session.
 
-The admin token stays on the server. After a sign-in it is kept in the Streamlit session and, when the
-browser has its id cookie (dashboard/cookie.py), in a server-side store under a hash of that id until
-ADMIN_SESSION_HOURS have passed, so a reload (a new Streamlit session) signs the admin in again without
-the token ever reaching the URL or the browser's storage. Signing out forgets both.
+Any named token signs in (ab_service's GET /whoami says its name and role); the views show what that role may
+do (core.roles) and hide the rest. The token stays on the server. After a sign-in it is kept in the Streamlit
+session and, when the browser has its id cookie (dashboard/cookie.py), in a server-side store under a hash of
+that id until ADMIN_SESSION_HOURS have passed, so a reload (a new Streamlit session) signs the user in again
+without the token ever reaching the URL or the browser's storage. Signing out forgets both.
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from core.roles import Role
 from core.settings import Settings
 from dashboard.api import Api, BackendError
 from dashboard.cookie import COOKIE, valid
 
 TOKEN_KEY = "admin_token"
+IDENTITY_KEY = "signed_in_as"  # {"name", "role"} of the token, as ab_service named them
 MAX_SESSIONS = 10_000
 
 
@@ -78,21 +81,22 @@ def restore() -> None:
     if token is None:
         return
     try:
-        accepted = Api(settings()).check_token(token)
+        identity = Api(settings()).whoami(token)
     except BackendError:
         return  # ab_service unreachable: keep the session for later, show the dashboard signed out meanwhile
-    if accepted:
-        st.session_state[TOKEN_KEY] = token
+    if identity:
+        st.session_state[TOKEN_KEY], st.session_state[IDENTITY_KEY] = token, identity
     else:
         sessions().forget(browser)
 
 
 def sign_in(token: str) -> bool:
-    """True when ab_service accepts the token; the session is then remembered for this browser.
-    BackendError when ab_service cannot say."""
-    if not token or not Api(settings()).check_token(token):
+    """True when ab_service accepts the token (of any role); the session is then remembered for this
+    browser. BackendError when ab_service cannot say."""
+    identity = Api(settings()).whoami(token) if token else None
+    if not identity:
         return False
-    st.session_state[TOKEN_KEY] = token
+    st.session_state[TOKEN_KEY], st.session_state[IDENTITY_KEY] = token, identity
     browser = browser_id()
     if browser:
         sessions().remember(browser, token, settings().admin_session_hours * 3600)
@@ -101,13 +105,26 @@ def sign_in(token: str) -> bool:
 
 def sign_out() -> None:
     st.session_state.pop(TOKEN_KEY, None)
+    st.session_state.pop(IDENTITY_KEY, None)
     browser = browser_id()
     if browser:
         sessions().forget(browser)
 
 
-def is_admin() -> bool:
-    return bool(st.session_state.get(TOKEN_KEY))
+def signed_in_as() -> dict[str, str] | None:
+    """{"name", "role"} of the signed-in token; None when nobody is signed in."""
+    return st.session_state.get(IDENTITY_KEY) if st.session_state.get(TOKEN_KEY) else None
+
+
+def role() -> Role | None:
+    identity = signed_in_as()
+    return Role.parse(identity["role"]) if identity else None
+
+
+def can(needed: Role) -> bool:
+    """Whether the signed-in role reaches `needed` (nobody signed in: no)."""
+    current = role()
+    return current is not None and current >= needed
 
 
 def current_api() -> Api:

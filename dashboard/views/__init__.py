@@ -15,11 +15,15 @@ T = TypeVar("T")
 
 
 def fetched(unavailable: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """What call() answers; None after showing "<unavailable>: <why>" when a service did not answer."""
+    """What call() answers; None after showing "<unavailable>: <why>" when a service did not answer (or
+    asking to sign in when it answers only to a token)."""
     try:
         return call(*args, **kwargs)
     except BackendError as exc:
-        st.error(f"{unavailable}: {plain(exc)}")
+        if exc.needs_sign_in:
+            st.info(f"Sign in (sidebar) to see this: {plain(exc)}")
+        else:
+            st.error(f"{unavailable}: {plain(exc)}")
         return None
 
 

@@ -12,10 +12,11 @@ import pandas as pd
 import streamlit as st
 
 from core.experiments import MAX_VARIANTS, MIN_VARIANTS
+from core.roles import Role
 from dashboard import editing
 from dashboard.api import Api, BackendError
 from dashboard.formatting import field_text, flag_label, percent
-from dashboard.session import current_api, is_admin, settings
+from dashboard.session import can, current_api, settings
 from dashboard.text import plain
 from dashboard.views import fetched, flash, show_flash
 from dashboard.widgets import flag_widget
@@ -315,15 +316,15 @@ def _table(experiments: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-def render(api: Api, admin: bool) -> None:
+def render(api: Api, editor: bool) -> None:
     st.header("Experiments")
     show_flash()
     experiments = fetched("Experiments are unavailable", api.experiments)
     if experiments is None:
         return
     st.dataframe(_table(experiments), hide_index=True, width="stretch")
-    if not admin:
-        st.info("Sign in with the admin token (sidebar) to create, edit, start or stop experiments.")
+    if not editor:
+        st.info("Sign in (sidebar) with an editor or admin token to create, edit, start or stop experiments.")
         return
     content = editing.supports_content(experiments)
     flags = fetched("Flags are unavailable", api.flags) if content else None
@@ -339,4 +340,4 @@ def render(api: Api, admin: bool) -> None:
             _edit(api, next(e for e in experiments if e["key"] == chosen), flags, content)
 
 
-render(current_api(), is_admin())
+render(current_api(), can(Role.EDITOR))

@@ -7,9 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.roles import Role
 from dashboard.api import Api
 from dashboard.formatting import audit_rows, field_text, flag_help, flag_label
-from dashboard.session import current_api, is_admin
+from dashboard.session import can, current_api
 from dashboard.text import plain
 from dashboard.views import fetched, flash, show_flash, written
 from dashboard.widgets import contrast_warning, flag_widget
@@ -28,7 +29,7 @@ def _typed(kind: str, value: Any) -> Any:
 
 
 def _read_only(flags: list[dict[str, Any]]) -> None:
-    st.info("Sign in with the admin token (sidebar) to change toggles.")
+    st.info("Sign in (sidebar) with an editor or admin token to change toggles.")
     table = pd.DataFrame([{
         "Toggle": flag_label(f), "Flag": f["key"], "Type": f["type"], "Value": field_text("value", f["value"]),
         "Rollout": field_text("rollout", f["rollout"])} for f in flags],
@@ -36,13 +37,13 @@ def _read_only(flags: list[dict[str, Any]]) -> None:
     st.dataframe(table, hide_index=True, width="stretch")
 
 
-def render(api: Api, admin: bool) -> None:
+def render(api: Api, editor: bool, admin: bool) -> None:
     st.header("Feature toggles")
     show_flash()
     flags = fetched("Toggles are unavailable", api.flags)
     if flags is None:
         return
-    if not admin:
+    if not editor:
         _read_only(flags)
         return
 
@@ -74,6 +75,8 @@ def render(api: Api, admin: bool) -> None:
             flash(f"Saved: {', '.join(changed)}" if changed else "Nothing changed.", "success" if changed else "info")
             st.rerun()
 
+    if not admin:  # the audit log is the admin's
+        return
     st.subheader("Latest changes to toggles", anchor=False)
     entries = fetched("Audit log unavailable", api.audit)
     if entries is not None:
@@ -82,4 +85,4 @@ def render(api: Api, admin: bool) -> None:
         st.caption("Every change to toggles and experiments is on the Audit log page.")
 
 
-render(current_api(), is_admin())
+render(current_api(), can(Role.EDITOR), can(Role.ADMIN))
