@@ -13,6 +13,7 @@ from harness.processes import ServiceProcess, free_port, gunicorn_command, resid
 
 ADMIN_TOKEN = "bench-admin-token"
 INGEST_KEY = "bench-ingest-key"
+LANDING_TOKEN = "bench-landing-token"  # the viewer token the landing service reads ab_service with
 STARTS = 3  # attempts, each on a new free port
 # gunicorn's master exits when a worker fails to boot, which can happen after another worker has
 # already answered the health check (workers racing to create a table): a server must still be
@@ -68,7 +69,8 @@ class Servers:
         folder = self.data / label
         # No per-key ingest limit: a throughput figure would otherwise measure RATE_LIMIT_INGEST.
         env = {"DATA_DIR": str(folder), "DATABASE_URL": f"sqlite:///{folder / (app + '.db')}",
-               "ADMIN_TOKEN": ADMIN_TOKEN, "INGEST_KEY": INGEST_KEY, "RATE_LIMIT_INGEST": "", **env}
+               "ADMIN_TOKEN": ADMIN_TOKEN, "INGEST_KEY": INGEST_KEY, "RATE_LIMIT_INGEST": "",
+               "API_TOKENS": f"landing:viewer:{LANDING_TOKEN}", "AB_SERVICE_TOKEN": LANDING_TOKEN, **env}
         for attempt in range(STARTS):
             port = free_port()
             log = self.data / f"{label}.log"

@@ -23,6 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "integration-admin-token"
 INGEST_KEY = "integration-ingest-key"
+LANDING_TOKEN = "integration-landing-token"  # the viewer token the landing service reads ab_service with
 SECRET_KEY = "integration-secret-key"  # signs the landing service's assignment cookie; tests read it with it
 FLASK_APPS = {
     "ab_service": "ab_service:create_app()",
@@ -201,8 +202,12 @@ class Stack:
 
 def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
+    # Reads are open (PUBLIC_READS, as on a trusted network) unless extra closes them; the landing
+    # service reads flags and experiments with its viewer token either way.
     env.update(DATA_DIR=str(data_dir), ADMIN_TOKEN=ADMIN_TOKEN, INGEST_KEY=INGEST_KEY, SECRET_KEY=SECRET_KEY,
-               PYTHONUNBUFFERED="1", **extra)
+               API_TOKENS=f"landing:viewer:{LANDING_TOKEN}", AB_SERVICE_TOKEN=LANDING_TOKEN, PUBLIC_READS="true",
+               PYTHONUNBUFFERED="1")
+    env.update(extra)
     return env
 
 

@@ -2,8 +2,10 @@
 
 - One stack per folder: a second start finds the first by its lock file (data/run.lock, an flock held
   while the stack runs, so a crashed run never blocks the next) and says where it is.
-- Secrets are made once and kept in the data folder: data/admin_token, data/ingest_key and
-  data/secret_key (what the landing page signs its assignment cookie with).
+- Secrets are made once and kept in the data folder: data/admin_token, data/ingest_key,
+  data/landing_token (the viewer token the landing service reads flags and experiments with, added to
+  API_TOKENS as `landing:viewer:<token>`) and data/secret_key (what the landing page signs its
+  assignment cookie with).
 - Each service's output goes to data/logs/<service>.log; the terminal shows only what a person needs:
   the URLs once every service answers its health check, and a short line when it stops.
 - Ports: AB_SERVICE_PORT, METRICS_SERVICE_PORT, LANDING_PORT, DASHBOARD_PORT (defaults 5002, 5001,
@@ -134,8 +136,11 @@ def main() -> int:
         return 0
 
     by_name = {s.name: s for s in stack}
+    landing_token = secret(data_dir, "landing_token")
     env = {**environ, "DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
            "ADMIN_TOKEN": secret(data_dir, "admin_token"), "INGEST_KEY": secret(data_dir, "ingest_key"),
+           "API_TOKENS": ",".join(filter(None, [f"landing:viewer:{landing_token}", environ.get("API_TOKENS")])),
+           "AB_SERVICE_TOKEN": landing_token,
            "SECRET_KEY": secret(data_dir, "secret_key"),
            "AB_SERVICE_URL": by_name["ab_service"].url, "METRICS_SERVICE_URL": by_name["metrics_service"].url,
            "LANDING_URL": by_name["landing"].url}
@@ -177,7 +182,8 @@ def main() -> int:
         if stopping:
             return 0
         print(f"\nLanding Lab is running:\n{describe(stack)}\n\n"
-              f"  admin token      in {data_dir / 'admin_token'} (the dashboard's sign-in asks for it)\n"
+              f"  admin token      in {data_dir / 'admin_token'} (sign in to the dashboard with it, or with\n"
+              f"                   a token of API_TOKENS=name:role:token,...)\n"
               f"  sample data      `make demo` in another terminal sends two weeks of traffic\n\n"
               "Ctrl-C stops everything.", flush=True)
         while not stopping:

@@ -56,7 +56,7 @@ def main() -> None:
             demo.run(stack.ab.url, stack.metrics.url, ADMIN_TOKEN, INGEST_KEY)
 
             page.goto(stack.dashboard.url)
-            page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+            page.get_by_label("Token").fill(ADMIN_TOKEN)
             page.get_by_role("button", name="Sign in").click()
             page.get_by_text("Signed in as admin").wait_for()
             for name, address, marker in DASHBOARD_PAGES:

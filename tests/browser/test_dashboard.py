@@ -120,16 +120,16 @@ def test_a_reload_keeps_the_admin_signed_in_without_the_token_in_the_browser(tra
     assert ADMIN_TOKEN not in storage
 
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_label("Admin token").wait_for()
+    page.get_by_label("Token").wait_for()
     page.reload()
-    page.get_by_label("Admin token").wait_for()
+    page.get_by_label("Token").wait_for()
     assert page.get_by_text("Signed in as admin").count() == 0
     # Another browser (no cookie) is not signed in by this one's session.
     other = page.context.browser.new_context()
     try:
         fresh = other.new_page()
         fresh.goto(stack.dashboard.url)
-        fresh.get_by_label("Admin token").wait_for()
+        fresh.get_by_label("Token").wait_for()
     finally:
         other.close()
 

@@ -74,7 +74,7 @@ def open_dashboard_view(page, stack, view, sign_in=False):
     page.goto(stack.dashboard.url)
     page.get_by_role("heading", name="Overview").wait_for()
     if sign_in:
-        page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+        page.get_by_label("Token").fill(ADMIN_TOKEN)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_text("Signed in as admin").wait_for()
     page.get_by_text(view, exact=True).first.click()

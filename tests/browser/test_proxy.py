@@ -45,7 +45,7 @@ def test_every_dashboard_view_works_under_the_proxys_csp(stack, proxy, page):
     response = page.goto(proxy.dashboard_url)
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_label("Token").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Signed in as admin").wait_for()  # the WebSocket carried the sign-in both ways
     for view in VIEWS:

@@ -60,7 +60,7 @@ def test_start_second_start_and_ctrl_c(environment, tmp_path):
         for variable, path in (("AB_SERVICE_PORT", "/health"), ("METRICS_SERVICE_PORT", "/health"),
                                ("LANDING_PORT", "/health"), ("DASHBOARD_PORT", "/_stcore/health")):
             assert answers(f"http://127.0.0.1:{environment[variable]}{path}"), variable
-        for name in ("admin_token", "ingest_key", "secret_key"):  # made once, readable by their owner only
+        for name in ("admin_token", "ingest_key", "landing_token", "secret_key"):  # made once, owner-only
             assert (tmp_path / "data" / name).read_text().strip()
             assert oct((tmp_path / "data" / name).stat().st_mode & 0o777) == "0o600"
 
