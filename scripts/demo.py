@@ -82,9 +82,10 @@ def read_secret(data_dir: Path, name: str, env: str) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def supports_content(ab_url: str) -> bool:
+def supports_content(ab_url: str, token: str) -> bool:
     """Whether this ab_service takes variant overrides (older ones refuse the field)."""
-    experiments = requests.get(f"{ab_url}/experiments", timeout=10).json()["experiments"]
+    experiments = requests.get(f"{ab_url}/experiments", headers={"Authorization": f"Bearer {token}"},
+                               timeout=10).json()["experiments"]
     return bool(experiments) and all("overrides" in v for e in experiments for v in e["variants"])
 
 
@@ -92,7 +93,7 @@ def define(ab_url: str, token: str, demo: Demo, content: bool) -> None:
     """Create the experiment (or bring an existing one to the demo's status)."""
     headers = {"Authorization": f"Bearer {token}"}
     variants = [v if content else {"name": v["name"], "weight": v["weight"]} for v in demo.variants]
-    existing = requests.get(f"{ab_url}/experiments/{demo.key}", timeout=10)
+    existing = requests.get(f"{ab_url}/experiments/{demo.key}", headers=headers, timeout=10)
     if existing.status_code == 404:
         body = {"key": demo.key, "description": demo.description, "variants": variants,
                 "status": "draft" if demo.status == "draft" else "running"}
@@ -101,7 +102,7 @@ def define(ab_url: str, token: str, demo: Demo, content: bool) -> None:
         requests.patch(f"{ab_url}/experiments/{demo.key}", json={"status": "running"}, headers=headers,
                        timeout=10).raise_for_status()
     if demo.status == "stopped":
-        current = requests.get(f"{ab_url}/experiments/{demo.key}", timeout=10).json()["status"]
+        current = requests.get(f"{ab_url}/experiments/{demo.key}", headers=headers, timeout=10).json()["status"]
         if current != "stopped":
             requests.patch(f"{ab_url}/experiments/{demo.key}", json={"status": "stopped"}, headers=headers,
                            timeout=10).raise_for_status()
@@ -183,7 +184,7 @@ def send(metrics_url: str, ingest_key: str | None, events: list[dict[str, Any]])
 
 def run(ab_url: str, metrics_url: str, admin_token: str, ingest_key: str | None, seed: int = 17) -> int:
     """Define the experiments and send the traffic; the number of events newly stored."""
-    content = supports_content(ab_url)
+    content = supports_content(ab_url, admin_token)
     for demo in EXPERIMENTS:
         define(ab_url, admin_token, demo, content)
     rng = random.Random(seed)
