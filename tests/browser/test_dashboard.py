@@ -105,7 +105,7 @@ def test_results_read_at_a_glance(traffic, page):
 def test_a_reload_keeps_the_admin_signed_in_without_the_token_in_the_browser(traffic, page):
     stack = traffic
     page.goto(stack.dashboard.url)
-    page.get_by_text("The token is in data/admin_token").wait_for()
+    page.get_by_text("the admin token in data/admin_token").wait_for()
     dashboard_sign_in(page, stack.dashboard.url)
     open_page(page, stack, "/toggles", "Feature toggles")
     page.reload()
