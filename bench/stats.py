@@ -19,7 +19,7 @@ import psycopg
 import requests
 from sqlalchemy.engine import make_url
 
-from bench.services import Memory, Servers
+from bench.services import ADMIN_TOKEN, Memory, Servers
 from bench.settings import Settings
 from core.db import make_engine
 from metrics_service.store import MetricsStore
@@ -136,6 +136,7 @@ def measure(settings: Settings, data: Path, memory: list[Memory]) -> dict[tuple[
         samples: dict[tuple[tuple[str, int], str], list[float]] = {
             (key, name): [] for key in bases for name in QUERIES}
         with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"  # reads need a token
             for round_ in range(ROUNDS + 1):
                 for key, base in bases.items():
                     for name, (path, params) in QUERIES.items():
