@@ -140,7 +140,7 @@ def test_the_openapi_descriptions_state_the_role_of_each_route(tmp_path):
 
 
 def test_the_readme_prints_the_matrix():
-    assert markdown_table() in (ROOT / "README.md").read_text()
+    assert markdown_table() in (ROOT / "README.md").read_text(), "paste `python -m core.roles` into the README"
 
 
 def test_public_reads_opens_reads_only():
