@@ -29,7 +29,7 @@ class Jobs:
     def __init__(self, app: Flask, store: AbStore, settings: Settings):
         self.app, self.store, self.settings = app, store, settings
         session = make_session(retries=0, timeout=(2.0, 10.0))
-        self.readouts = ReadoutCheck(store, session, settings.metrics_service_url, settings.admin_token,
+        self.readouts = ReadoutCheck(store, session, settings.metrics_service_url, settings.metrics_service_token,
                                      settings.no_data_hours)
         self.sender = Sender(store, make_session(retries=0), settings.webhook_timeout_seconds,
                              settings.webhook_max_backoff_seconds)

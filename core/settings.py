@@ -96,6 +96,7 @@ class Settings:
     outbox_max_backoff: float = 10.0
     ingest_key: str = ""  # what POST /events and POST /assignments require; what the landing service sends
     ab_service_token: str = ""  # a viewer-or-better token the landing service reads flags and experiments with
+    metrics_service_token: str = ""  # a viewer-or-better token ab_service reads readouts with (ADMIN_TOKEN if unset)
     rate_limit_ingest: str = DEFAULT_RATE_LIMIT_INGEST
     segment_values: int = DEFAULT_SEGMENT_VALUES  # distinct values kept per context dimension, then "(other)"
     # ab_service: the client key of GET /api/features/<client key> (GrowthBook SDKs); empty: no payload served
@@ -141,6 +142,7 @@ class Settings:
             outbox_max_backoff=float(env.get("OUTBOX_MAX_BACKOFF_SECONDS", "10")),
             ingest_key=env.get("INGEST_KEY", "").strip(),
             ab_service_token=env.get("AB_SERVICE_TOKEN", "").strip(),
+            metrics_service_token=(env.get("METRICS_SERVICE_TOKEN", "").strip() or env.get("ADMIN_TOKEN", "")),
             rate_limit_ingest=env.get("RATE_LIMIT_INGEST", DEFAULT_RATE_LIMIT_INGEST),
             segment_values=int(env.get("SEGMENT_VALUES", DEFAULT_SEGMENT_VALUES)),
             growthbook_client_key=env.get("GROWTHBOOK_CLIENT_KEY", DEFAULT_CLIENT_KEY).strip(),

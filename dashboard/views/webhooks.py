@@ -8,9 +8,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.roles import Role
 from core.webhooks import EVENTS
 from dashboard.api import Api, BackendError
-from dashboard.session import current_api, is_admin
+from dashboard.session import can, current_api
 from dashboard.text import plain
 from dashboard.views import fetched, flash, show_flash
 
@@ -72,7 +73,7 @@ def _delete(api: Api, webhooks: list[dict[str, Any]]) -> None:
 def render(api: Api, admin: bool) -> None:
     st.header("Webhooks")
     if not admin:
-        st.info("Sign in with the admin token (sidebar) to manage webhooks.")
+        st.info("Sign in (sidebar) with an admin token to manage webhooks.")
         return
     show_flash()
     secret = st.session_state.pop(SECRET_KEY, None)
@@ -91,4 +92,4 @@ def render(api: Api, admin: bool) -> None:
     _add(api)
 
 
-render(current_api(), is_admin())
+render(current_api(), can(Role.ADMIN))

@@ -37,19 +37,19 @@ def asks_to_sign_in(at) -> bool:
 
 
 # What each role sees on the views that write: (toggle widgets, the toggles' latest changes, the new
-# experiment form, the audit log's table).
+# experiment form, the audit log's table, the webhooks page).
 SEES = {
-    None: (False, False, False, False),
-    Role.VIEWER: (False, False, False, False),
-    Role.ANALYST: (False, False, False, False),
-    Role.EDITOR: (True, False, True, False),
-    Role.ADMIN: (True, True, True, True),
+    None: (False, False, False, False, False),
+    Role.VIEWER: (False, False, False, False, False),
+    Role.ANALYST: (False, False, False, False, False),
+    Role.EDITOR: (True, False, True, False, False),
+    Role.ADMIN: (True, True, True, True, True),
 }
 
 
 @pytest.mark.parametrize("role", list(SEES), ids=lambda role: role.label if role else "signed out")
 def test_each_role_sees_what_it_may_do(closed_backends, role):
-    toggles, changes, create, audit = SEES[role]
+    toggles, changes, create, audit, webhooks = SEES[role]
     token = TOKENS[role] if role else None
 
     at = open_view("Feature toggles", token=token)
@@ -70,6 +70,10 @@ def test_each_role_sees_what_it_may_do(closed_backends, role):
     at = open_view("Audit log", token=token)
     assert bool(at.dataframe) is audit
     assert asks_to_sign_in(at) is not audit
+
+    at = open_view("Webhooks", token=token)
+    assert asks_to_sign_in(at) is not webhooks
+    assert not at.error, [e.value for e in at.error]
 
 
 @pytest.mark.parametrize("view", ["Overview", "Stats", "Experiment results"])
