@@ -71,6 +71,7 @@ PERMISSIONS: Mapping[str, Mapping[str, Access]] = {
         "GET /stats": READ,
         "GET /stats/timeseries": READ,
         "GET /stats/funnel": READ,
+        "GET /stats/traffic": READ,
         "GET /experiments/<key>/results": READ,
         "GET /experiments/<key>/timeseries": READ,
         "GET /experiments/<key>/summary": READ,

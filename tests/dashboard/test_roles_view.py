@@ -76,7 +76,7 @@ def test_each_role_sees_what_it_may_do(closed_backends, role):
     assert not at.error, [e.value for e in at.error]
 
 
-@pytest.mark.parametrize("view", ["Overview", "Stats", "Experiment results"])
+@pytest.mark.parametrize("view", ["Overview", "Stats", "Traffic", "Experiment results"])
 def test_signed_out_reads_ask_to_sign_in_and_a_viewer_reads(closed_backends, view):
     at = open_view(view)
     assert asks_to_sign_in(at) and not at.error, [e.value for e in at.error]
