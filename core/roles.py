@@ -83,6 +83,8 @@ PERMISSIONS: Mapping[str, Mapping[str, Access]] = {
         "GET /metrics/<key>": READ,
         "POST /metrics": Role.ANALYST,
         "PATCH /metrics/<key>": Role.ANALYST,
+        "GET /events/export": Role.ANALYST,
+        "GET /experiments/<key>/export": Role.ANALYST,
     },
     "landing": {
         "GET /": PUBLIC,

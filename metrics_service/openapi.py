@@ -49,7 +49,7 @@ from metrics_service.schemas import (
 
 
 def export_operation(summary: str, formats: tuple[str, ...], params: list[dict[str, Any]]) -> dict[str, Any]:
-    """A streamed export: one media type per format (chosen by the `format` parameter); an admin token."""
+    """A streamed export: one media type per format (chosen by the `format` parameter); the analyst role."""
     op = operation(summary, (200, {"type": "string"}), (400,), params=params)
     op["responses"]["200"]["content"] = {MEDIA_TYPES[fmt].split(";")[0]: {"schema": {"type": "string"}}
                                          for fmt in formats}
