@@ -189,7 +189,8 @@ class Api:
     def plan(self, experiment: str, metric: str, mde: float, power: float, alpha: float,
              weights: dict[str, float] | None = None) -> dict[str, Any]:
         return cached_get("metrics_service", self._metrics(f"/experiments/{experiment}/plan"),
-                          _params(metric=metric, mde=mde, power=power, alpha=alpha, weights=_weights_arg(weights)), token=self.token)
+                          _params(metric=metric, mde=mde, power=power, alpha=alpha, weights=_weights_arg(weights)),
+                          token=self.token)
 
     def save_plan(self, experiment: str, metric: str, mde: float, power: float, alpha: float) -> dict[str, Any]:
         return self._metrics_write("POST", f"/experiments/{experiment}/plan",

@@ -1,12 +1,13 @@
-"""Metrics: what experiments can be judged on (the built-in conversions and the metrics admins define on
-registered event types), and for admins the forms that register an event type and define a metric."""
+"""Metrics: what experiments can be judged on (the built-in conversions and the metrics analysts define on
+registered event types), and for analysts and up the forms that register an event type and define a metric."""
 from __future__ import annotations
 
 import streamlit as st
 
+from core.roles import Role
 from dashboard.api import Api
 from dashboard.formatting import KIND_WORDS, metric_rows
-from dashboard.session import current_api, is_admin
+from dashboard.session import can, current_api
 from dashboard.views import fetched, flash, show_flash, written
 
 KINDS = list(KIND_WORDS)
@@ -52,7 +53,7 @@ def render(api: Api, admin: bool) -> None:
         return
     st.dataframe(metric_rows(metrics), hide_index=True, width="stretch")
     if not admin:
-        st.info("Sign in with the admin token (sidebar) to register event types and define metrics.")
+        st.info("Sign in (sidebar) with an analyst token or higher to register event types and define metrics.")
         return
     event_types = fetched("Event types are unavailable", api.event_types)
     if event_types is None:
@@ -64,4 +65,4 @@ def render(api: Api, admin: bool) -> None:
         _event_type_form(api)
 
 
-render(current_api(), is_admin())
+render(current_api(), can(Role.ANALYST))

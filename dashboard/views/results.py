@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.events import DEFAULT_METRIC, METRICS
 from core.experiments import DEFAULT_EXPERIMENT
+from core.roles import Role
 from dashboard.api import Api, BackendError
 from dashboard.charts import (
     cumulative_chart,
@@ -37,7 +38,7 @@ from dashboard.formatting import (
     signed_percent,
     variant_order,
 )
-from dashboard.session import current_api, is_admin
+from dashboard.session import can, current_api
 from dashboard.text import plain
 from dashboard.views import fetched, flash, show_flash, written
 
@@ -183,7 +184,7 @@ def _planner(api: Api, experiment: str, options: list[str], labels: dict[str, st
         if plan.get("saved"):
             st.caption(f"A plan of {plan['saved_per_variant']:,} visitors per variant is saved for this metric: its "
                        "readouts use the group-sequential test.")
-        if is_admin() and plan.get("per_variant") is not None and st.button("Save this plan", key="save_plan"):
+        if can(Role.ANALYST) and plan.get("per_variant") is not None and st.button("Save this plan", key="save_plan"):
             if written("Not saved", api.save_plan, experiment, metric, mde / 100, power / 100, alpha):
                 flash(f"Saved the plan for {metric}: its readouts now use the group-sequential test.")
                 st.rerun()
