@@ -25,9 +25,12 @@ DASHBOARD_PAGES = [
     ("dashboard-results-srm", "/results?experiment=promo_banner", "Visitors are not split"),
     ("dashboard-stats", "/stats", "Variant × event type"),
     ("dashboard-explore", "/explore", "Events over time"),
+    ("dashboard-traffic", "/traffic", "Visitors per"),
+    ("dashboard-metrics", "/metrics", "Define a metric"),
     ("dashboard-experiments", "/experiments?experiment=cta_copy", "cta_copy · running"),
     ("dashboard-toggles", "/toggles", "Latest changes to toggles"),
     ("dashboard-audit", "/audit", "changes, newest first"),
+    ("dashboard-webhooks", "/webhooks", "Add a webhook"),
 ]
 
 

@@ -169,7 +169,7 @@ def _planner(api: Api, experiment: str, options: list[str], labels: dict[str, st
     st.subheader("Plan a test", anchor=False)
     cols = st.columns(4)
     metric = cols[0].selectbox("Metric to plan for", options, key="plan_metric",  # the primary first
-                               format_func=lambda k: plain(labels.get(k, k)))
+                               format_func=lambda k: labels.get(k, k))  # options show as plain text
     mde = cols[1].number_input("Minimum detectable effect (%)", min_value=0.1, max_value=500.0, value=10.0,
                                step=1.0, key="plan_mde")
     power = cols[2].number_input("Power (%)", min_value=50.0, max_value=99.0, value=80.0, step=5.0, key="plan_power")
@@ -260,7 +260,7 @@ def render(api: Api) -> None:
     primary = (definition or {}).get("primary_metric") or DEFAULT_METRIC
     options = experiment_metrics(definition, [primary, *([m["key"] for m in catalogue] or METRICS)])
     metric = right.selectbox("Metric", options, index=options.index(primary) if primary in options else 0,
-                             key="results_metric", format_func=lambda k: plain(labels.get(k, k)))
+                             key="results_metric", format_func=lambda k: labels.get(k, k))
     weights = {v["name"]: float(v["weight"]) for v in definition["variants"]} if definition else None
     if definition is not None:
         _summary_card(api, experiment, definition, labels, weights)

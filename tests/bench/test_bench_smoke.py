@@ -7,7 +7,7 @@ import os
 import pytest
 import requests
 
-from bench.services import INGEST_KEY, Servers
+from bench.services import ADMIN_TOKEN, INGEST_KEY, Servers
 from bench.settings import Settings
 from bench.wrk import SATURATED, Target, compare, ratio, wrk_path
 
@@ -49,7 +49,8 @@ def settled_stats(url: str) -> dict:
     """/stats once the requests still in flight when wrk stopped have landed (two reads agree): a
     batch stored between the read of the events and the read of the visitors would skew them."""
     def read():
-        return requests.get(f"{url}/stats", params={"experiment": "landing"}, timeout=30).json()
+        return requests.get(f"{url}/stats", params={"experiment": "landing"},
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30).json()
 
     previous, current = read(), read()
     while current != previous:

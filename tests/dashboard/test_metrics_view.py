@@ -64,7 +64,8 @@ def test_the_summary_card_names_the_blocking_guardrail(backends):
     assert "Blocked by a guardrail" in [shown(h.value) for h in at.subheader]
     assert any("guardrail errors is significantly worse" in shown(e.value) for e in at.error)
     assert any("Guardrail (blocking): Visitors with an error" in shown(m.value) for m in at.markdown)
-    assert [shown(o) for o in at.selectbox(key="results_metric").options[:2]] == [
+    # A selectbox shows its options as plain text (no Markdown): no escapes in them.
+    assert at.selectbox(key="results_metric").options[:2] == [
         "Signed up (form_submit): share of visitors with the event",
         "Visitors with an error (errors): share of visitors with the event, lower is better"]
     at.selectbox(key="results_metric").select("errors").run()
