@@ -411,3 +411,26 @@ def settled(page) -> None:
     """Wait until the dashboard's script is not running (Streamlit marks its root with the run's state), so
     that the next action lands on what the finished rerun drew."""
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(state="attached")
+
+
+@contextmanager
+def dashboard_backends(tmp_path, monkeypatch, **env: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """ab_service and metrics_service serving in this process with `env` as their settings, named to the
+    dashboard through its environment; Streamlit's data cache cleared before and after."""
+    import streamlit as st
+
+    from ab_service import create_app as create_ab
+    from metrics_service import create_app as create_metrics
+
+    ab = LiveServer(create_ab(settings_for("ab_service", DATABASE_URL=f"sqlite:///{tmp_path / 'ab.db'}", **env)))
+    metrics = LiveServer(create_metrics(settings_for("metrics_service", INGEST_KEY=INGEST_KEY, **env,
+                                                     DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}")))
+    monkeypatch.setenv("AB_SERVICE_URL", ab.url)
+    monkeypatch.setenv("METRICS_SERVICE_URL", metrics.url)
+    st.cache_data.clear()
+    try:
+        yield ab, metrics
+    finally:
+        st.cache_data.clear()
+        ab.stop()
+        metrics.stop()

@@ -4,26 +4,13 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 
-from tests.helpers import ADMIN_TOKEN, INGEST_KEY, LiveServer, settings_for
+from tests.helpers import ADMIN_TOKEN, dashboard_backends
 
 
 @pytest.fixture
 def backends(tmp_path, monkeypatch):
-    from ab_service import create_app as create_ab
-    from metrics_service import create_app as create_metrics
-
-    ab = LiveServer(create_ab(settings_for("ab_service", DATABASE_URL=f"sqlite:///{tmp_path / 'ab.db'}",
-                                           ADMIN_TOKEN=ADMIN_TOKEN)))
-    metrics = LiveServer(create_metrics(settings_for("metrics_service", INGEST_KEY=INGEST_KEY,
-                                                     ADMIN_TOKEN=ADMIN_TOKEN,
-                                                     DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}")))
-    monkeypatch.setenv("AB_SERVICE_URL", ab.url)
-    monkeypatch.setenv("METRICS_SERVICE_URL", metrics.url)
-    st.cache_data.clear()
-    yield ab, metrics
-    st.cache_data.clear()
-    ab.stop()
-    metrics.stop()
+    with dashboard_backends(tmp_path, monkeypatch, ADMIN_TOKEN=ADMIN_TOKEN) as both:
+        yield both
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@ with reads closed (no PUBLIC_READS), a signed-out visitor is asked to sign in in
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 
 from core.roles import Role
 from dashboard.text import plain
-from tests.helpers import INGEST_KEY, LiveServer, open_view, settings_for
+from tests.helpers import dashboard_backends, open_view
 
 TOKENS = {role: f"{role.label}-dashboard-secret" for role in Role}
 API_TOKENS = ",".join(f"{role.label}-user:{role.label}:{token}" for role, token in TOKENS.items())
@@ -16,20 +15,8 @@ API_TOKENS = ",".join(f"{role.label}-user:{role.label}:{token}" for role, token 
 @pytest.fixture
 def closed_backends(tmp_path, monkeypatch):
     """ab_service and metrics_service that answer reads only to a token."""
-    from ab_service import create_app as create_ab
-    from metrics_service import create_app as create_metrics
-
-    env = {"API_TOKENS": API_TOKENS, "PUBLIC_READS": "false"}
-    ab = LiveServer(create_ab(settings_for("ab_service", DATABASE_URL=f"sqlite:///{tmp_path / 'ab.db'}", **env)))
-    metrics = LiveServer(create_metrics(settings_for("metrics_service", INGEST_KEY=INGEST_KEY, **env,
-                                                     DATABASE_URL=f"sqlite:///{tmp_path / 'metrics.db'}")))
-    monkeypatch.setenv("AB_SERVICE_URL", ab.url)
-    monkeypatch.setenv("METRICS_SERVICE_URL", metrics.url)
-    st.cache_data.clear()
-    yield ab, metrics
-    st.cache_data.clear()
-    ab.stop()
-    metrics.stop()
+    with dashboard_backends(tmp_path, monkeypatch, API_TOKENS=API_TOKENS, PUBLIC_READS="false") as both:
+        yield both
 
 
 def asks_to_sign_in(at) -> bool:
