@@ -26,8 +26,10 @@ run: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/python scripts/demo.py
 
+# TEST_WORKERS parallel pytest processes (pytest-xdist); TEST_WORKERS=0 runs the tests in this process.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -38,6 +38,7 @@ def backend(request):
     return request.param
 
 
+
 @pytest.fixture
 def db_url(backend, tmp_path, request):
     if backend == "sqlite":
@@ -110,3 +111,30 @@ def landing_app(tmp_path, ab_server, metrics_server):
 @pytest.fixture
 def landing_client(landing_app):
     return landing_app.test_client()
+
+
+# Under pytest-xdist (`make test`), the unit of work a process takes: a whole module where the tests
+# share services started once per module (a stack of processes, gunicorn, nginx), all the browser
+# tests together (one Chromium and one stack at a time), any other test on its own. The largest units
+# start first.
+SHARED_BY_MODULE = ("tests/integration/", "tests/bench/")
+ONE_AT_A_TIME = {"tests/browser/": "browser"}
+
+
+def work_unit(nodeid: str) -> str:
+    path = nodeid.partition("::")[0]
+    for folder, unit in ONE_AT_A_TIME.items():
+        if path.startswith(folder):
+            return unit
+    return path if path.startswith(SHARED_BY_MODULE) else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)

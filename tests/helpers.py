@@ -434,3 +434,8 @@ def dashboard_backends(tmp_path, monkeypatch, **env: str) -> Iterator[tuple[Live
         st.cache_data.clear()
         ab.stop()
         metrics.stop()
+
+
+# For a test of logic the storage takes no part in (thousands of requests checking a hash): it runs on
+# SQLite alone, the parametrisation replacing conftest's `backend` fixture (both backends).
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])

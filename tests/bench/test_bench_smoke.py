@@ -94,7 +94,7 @@ def test_one_and_two_instances_behind_nginx_share_one_postgresql_database(tmp_pa
     if not base.startswith("postgresql") or nginx_path() is None:
         pytest.skip("needs TEST_DATABASE_URL (PostgreSQL) and nginx")
     memory = []
-    measured = scaling(Settings(seconds=1, rounds=1, connections=8, database_url=base), tmp_path, memory)
+    measured = scaling(Settings(seconds=2, rounds=1, connections=8, database_url=base), tmp_path, memory)
     for n in INSTANCES:
         for kind in ("page", "ingest"):
             figure = measured.figures[f"{kind} {n}"]

@@ -172,15 +172,15 @@ def test_a_flag_description_opens_as_plain_text(stack, page, tracker):
     def drawn():  # the dashboard's reads are cached for a few seconds: the new flag shows after that
         page.reload()
         try:
-            target.wait_for(timeout=3000)
+            target.wait_for(timeout=10_000)
         except PlaywrightTimeout:
             return False
         page.get_by_role("heading", name="Latest changes to toggles").wait_for()  # the whole view is drawn
         return True
 
-    wait_for(drawn, timeout=30, interval=0.5)
+    wait_for(drawn, timeout=90, interval=0.5)
     tooltip = page.get_by_test_id("stTooltipContent").filter(has_text="Hello")
-    wait_for(lambda: hover_shows(page, target, tooltip), timeout=30, interval=0)
+    wait_for(lambda: hover_shows(page, target, tooltip), timeout=60, interval=0)
     # The description as written, then the flag's key and type.
     assert tooltip.inner_text().strip().splitlines()[0] == description
     assert tooltip.inner_text().strip().endswith("Flag promo_note (string)")

@@ -151,10 +151,9 @@ def test_two_workers_deliver_every_acknowledged_event(stack, tmp_path):
     """Ordinary traffic, no fault: the two workers' senders share one outbox and lose nothing."""
     traffic = Traffic(stack.landing.url, clients=12).start()
     try:
-        time.sleep(20)
+        wait_for(lambda: traffic.acked >= 1000, timeout=120, interval=0.5)  # however busy the machine
     finally:
         traffic.stop()
-    assert traffic.acked > 1000
     rows = assert_exactly_once(traffic, stack, tmp_path)
     print(f"{traffic.acked} events acknowledged, {len(rows)} stored")
 
