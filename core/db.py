@@ -205,15 +205,22 @@ def _insert(conn, table: str, columns: Sequence[str], chunk: Sequence[tuple]) ->
     return f"INSERT INTO {table} ({', '.join(columns)}) {rows}", params
 
 
-def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple]) -> list[tuple]:
+def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple],
+              lock: str | None = None) -> list[tuple]:
     """The stored rows (as `columns`) whose `key` columns equal one of `keys`: a join against the
-    keys as a relation, which both SQLite and PostgreSQL answer from the primary key or unique index."""
+    keys as a relation, which both SQLite and PostgreSQL answer from the primary key or unique index.
+    `lock` ("SHARE", "UPDATE"): on PostgreSQL, lock the rows found, in key order (SQLite's write
+    transactions hold the database's lock already)."""
     found = []
     match = " AND ".join(f"t.{name} = v.column{i}" for i, name in enumerate(key, 1))
+    locking = ""
+    if lock is not None and conn.dialect.name == "postgresql":
+        locking = f" ORDER BY {', '.join('t.' + name for name in key)} FOR {lock} OF t"
     for chunk in chunked(keys, CHUNK_ROWS):
         rows, params = _relation(conn, len(key), chunk)
         found.extend(tuple(row) for row in conn.exec_driver_sql(
-            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}", params))
+            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}{locking}",
+            params))
     return found
 
 

@@ -10,6 +10,12 @@
                    core.events.DIMENSIONS) of their earliest exposure (by time, then event id)
 - agg_segments:    visitors per (experiment, variant, dimension, value, cohort hour, mask): agg_cohorts
                    per segment, for the visitors with a context ("(none)" where a dimension has no value)
+- visitor_events:  events per (experiment, variant, visitor, event_type, hour): what moves between
+                   segments when a visitor's context changes
+- agg_event_segments:  agg_events per segment: events per (experiment, variant, dimension, value,
+                   event_type, hour), each event in the segment of its visitor's context in its experiment
+- agg_active_segments: agg_active per segment: distinct visitors per (experiment, variant, dimension,
+                   value, event type or "*", hour or day), each in the segment of their context at that level
 
 The per-visitor tables (and so agg_cohorts and agg_active) also keep each visitor once across
 experiments, under experiment "*": per variant (experiment "*", the variant) and, for the states and
@@ -17,7 +23,9 @@ cohorts, overall (experiment and variant "*"). Queries without an experiment rea
 visitor in several experiments counts once. ("*" is never an experiment's or a variant's name.)
 
 Every change is applied in the ingest transaction, from the rows that were newly stored, so the
-aggregates stay exactly what `rebuild` computes from the raw events (a test compares the two). What
+aggregates stay exactly what `rebuild` computes from the raw events (a test compares the two). When a
+visitor's context arrives, or an earlier exposure replaces it, the visitor's counted events and
+periods already stored move from the segments of the old context to those of the new one. What
 a process remembers having written, to skip it next time, is in visitor_memory.py.
 """
 from __future__ import annotations
@@ -151,6 +159,34 @@ def segment_deltas(old_states: dict[tuple, tuple[int, int]], new_states: dict[tu
     return store, deltas
 
 
+def visitor_event_deltas(rows: Iterable[Any]) -> Counter:
+    """Per (experiment, variant, visitor, event_type, hour): the batch's events (pure)."""
+    return Counter((r.experiment, r.variant, r.visitor_id, r.event_type, bucket_start(r.ts, HOUR_MS)) for r in rows)
+
+
+def by_segment(counts: Iterable[tuple[tuple, int]], contexts: dict[tuple, tuple], sign: int = 1,
+               into: Counter | None = None) -> Counter:
+    """Per-visitor counts, ((experiment, variant, visitor, *rest), n), spread over the segments of each
+    visitor's context (`contexts`: values in DIMENSIONS order per (experiment, variant, visitor)):
+    (experiment, variant, dimension, value, *rest) += sign * n. Visitors without a context are in no
+    segment (pure)."""
+    moves = Counter() if into is None else into
+    for key, n in counts:
+        values = contexts.get(key[:3])
+        if values is None:
+            continue
+        for dimension, value in zip(DIMENSIONS, values, strict=True):
+            moves[(key[0], key[1], dimension, value or NONE, *key[3:])] += sign * n
+    return moves
+
+
+def moved_counts(rows: Iterable[tuple], before: dict[tuple, tuple], after: dict[tuple, tuple]) -> Counter:
+    """The moves of stored per-visitor rows, ((experiment, variant, visitor, *rest), n), whose visitor's
+    context changed from `before` (absent: none) to `after`: out of the old segments, into the new (pure)."""
+    rows = list(rows)
+    return by_segment(rows, after, 1, by_segment(rows, before, -1))
+
+
 class Counted(NamedTuple):
     """A newly stored event that counts (not excluded): what the aggregates are made of (the
     fields of core.events.EventRow that matter, in the same order)."""
@@ -196,8 +232,25 @@ class Aggregates:
             Column("dimension", String(32), primary_key=True), Column("value", String(64), primary_key=True),
             Column("cohort_hour", BigInteger, primary_key=True), Column("mask", Integer, primary_key=True),
             Column("visitors", BigInteger, nullable=False)))
-        self.tables = (self.agg_events, self.visitor_state, self.agg_cohorts, self.visitor_periods, self.agg_active,
-                       self.visitor_context, self.agg_segments)
+        self.visitor_events = Table("visitor_events", metadata, *keyed(
+            Column("visitor_id", String(128), primary_key=True), Column("event_type", String(32), primary_key=True),
+            Column("hour", BigInteger, primary_key=True), Column("events", BigInteger, nullable=False)),
+            sqlite_with_rowid=False)
+        self.agg_event_segments = Table("agg_event_segments", metadata, *keyed(
+            Column("dimension", String(32), primary_key=True), Column("value", String(64), primary_key=True),
+            Column("event_type", String(32), primary_key=True), Column("hour", BigInteger, primary_key=True),
+            Column("events", BigInteger, nullable=False)))
+        self.agg_active_segments = Table("agg_active_segments", metadata, *keyed(
+            Column("dimension", String(32), primary_key=True), Column("value", String(64), primary_key=True),
+            Column("event_type", String(32), primary_key=True), Column("kind", String(1), primary_key=True),
+            Column("period", BigInteger, primary_key=True), Column("visitors", BigInteger, nullable=False)))
+        # what each rebuild recomputes: from the events alone; from the exposures' contexts too (since
+        # m0005); the events per segment (since m0008)
+        self.event_tables = (self.agg_events, self.visitor_state, self.agg_cohorts, self.visitor_periods,
+                             self.agg_active)
+        self.segment_tables = (self.visitor_context, self.agg_segments)
+        self.event_segment_tables = (self.visitor_events, self.agg_event_segments, self.agg_active_segments)
+        self.tables = self.event_tables + self.segment_tables + self.event_segment_tables
         # the columns of the rows the hot path writes, in order
         self.state_columns = tuple(self.visitor_state.c.keys())  # experiment, variant, visitor_id, first_ts, mask
         self.period_columns = tuple(self.visitor_periods.c.keys())  # experiment .. visitor_id, event_type, kind, period
@@ -230,13 +283,16 @@ class Aggregates:
         # a visitor whose context may change needs their state, whatever the memory says
         batch.update({key: states[key] for key in {x[:3] for x in exposures}})
         batch.update(widen(batch))
-        old = self._lock_states(conn, sorted(batch))
+        old = self._lock_states(conn, sorted(batch), {vid for _, _, vid in states})
         deltas, changed = cohort_deltas(old, batch)
         upsert_rows(conn, self.visitor_state.name, self.state_columns, self.state_columns[:3],
                     [(*k, first, mask) for k, (first, mask) in sorted(changed.items())],
                     "first_ts = excluded.first_ts, mask = excluded.mask")
         self._add(conn, self.agg_cohorts, ("experiment", "variant", "cohort_hour", "mask"), "visitors", deltas)
-        self._segments(conn, old, changed, earliest_contexts(exposures))
+        # the contexts of every visitor of the batch, at the levels events and periods are kept
+        levels = [*states, *{(ANY, v, vid) for _, v, vid in states}]
+        before, after = self._segments(conn, old, changed, earliest_contexts(exposures), levels)
+        active_moves = self._event_segments(conn, rows, old, before, after)
         if on_states is not None:
             on_states(old, changed)
 
@@ -254,6 +310,10 @@ class Aggregates:
         fresh += insert_new(conn, self.visitor_periods.name, self.period_columns, rest, key=self.period_columns)
         self._add(conn, self.agg_active, ("experiment", "variant", "event_type", "kind", "period"), "visitors",
                   Counter((e, v, t, k, p) for e, v, _, t, k, p in fresh))
+        by_segment(((p, 1) for p in fresh), after, into=active_moves)
+        self._add(conn, self.agg_active_segments,
+                  ("experiment", "variant", "dimension", "value", "event_type", "kind", "period"), "visitors",
+                  active_moves)
 
         def remember() -> None:
             known.remember({k: state for k, state in {**old, **changed}.items() if k[0] != ANY}, periods)
@@ -261,11 +321,11 @@ class Aggregates:
         return remember
 
     def _segments(self, conn: Connection, old: dict[tuple, tuple[int, int]], changed: dict[tuple, tuple[int, int]],
-                  batch_contexts: dict[tuple, tuple]) -> None:
-        """Move the visitors whose state or context changed between segments (under the visitors' locks)."""
-        keys = sorted(set(changed) | set(batch_contexts))
-        if not keys:
-            return
+                  batch_contexts: dict[tuple, tuple], levels: Sequence[tuple]) -> tuple[dict, dict]:
+        """Move the visitors whose state or context changed between segments (under the visitors' locks).
+        Returns the contexts' values, before and after the batch, of those visitors and of `levels`
+        (those without a context left out)."""
+        keys = sorted(set(changed) | set(batch_contexts) | set(levels))
         columns = self.context_columns
         old_contexts = {tuple(row[:3]): (row[3], row[4], tuple(row[5:]))
                         for row in find_rows(conn, self.visitor_context.name, columns[:3], columns, keys)}
@@ -275,27 +335,55 @@ class Aggregates:
                     ", ".join(f"{name} = excluded.{name}" for name in columns[3:]))
         self._add(conn, self.agg_segments, ("experiment", "variant", "dimension", "value", "cohort_hour", "mask"),
                   "visitors", deltas)
+        before = {key: context[2] for key, context in old_contexts.items()}
+        return before, {**before, **{key: context[2] for key, context in store.items()}}
 
-    def _lock_states(self, conn: Connection, keys: list[tuple]) -> dict[tuple, tuple[int, int]]:
+    def _event_segments(self, conn: Connection, rows: Sequence[Counted], old: dict[tuple, tuple[int, int]],
+                        before: dict[tuple, tuple], after: dict[tuple, tuple]) -> Counter:
+        """Count the batch's events per visitor and per segment; move the stored events and periods of
+        the visitors whose context changed. Returns the moves in agg_active_segments so far (the
+        batch's new periods are added once they are known)."""
+        moved = sorted(key for key, values in after.items()
+                       if before.get(key) != values and key in old and key[1] != ANY)  # visitors with rows stored
+        batch = visitor_event_deltas(rows)
+        event_moves = by_segment(batch.items(), after)
+        active_moves: Counter = Counter()
+        if moved:
+            columns = tuple(self.visitor_events.c.keys())  # experiment .. visitor_id, event_type, hour, events
+            stored = find_rows(conn, self.visitor_events.name, columns[:3], columns, [k for k in moved if k[0] != ANY])
+            event_moves.update(moved_counts(((row[:5], row[5]) for row in stored), before, after))
+            periods = find_rows(conn, self.visitor_periods.name, self.period_columns[:3], self.period_columns, moved)
+            active_moves = moved_counts(((row, 1) for row in periods), before, after)
+        self._add(conn, self.visitor_events, ("experiment", "variant", "visitor_id", "event_type", "hour"), "events",
+                  batch)
+        self._add(conn, self.agg_event_segments, ("experiment", "variant", "dimension", "value", "event_type", "hour"),
+                  "events", event_moves)
+        return active_moves
+
+    def _lock_states(self, conn: Connection, keys: list[tuple], visitors: set[str]) -> dict[tuple, tuple[int, int]]:
         """The stored states of these visitors (the keys hold each visitor's (ANY, ANY) row). On
         PostgreSQL each visitor's (ANY, ANY) row is created if missing (mask 0: nothing counted yet)
-        and locked first: every write of a visitor's states happens under that lock, so concurrent
-        instances update each visitor in turn. On SQLite the ingest transaction holds the database's
-        write lock from its start."""
+        and locked first: every write of a visitor's states and contexts happens under that lock, so
+        concurrent instances update each visitor in turn. The other `visitors` of the batch (whose
+        rows exist: their states are known) are share-locked: their events are counted in the segment
+        of a context that no other transaction can change meanwhile. On SQLite the ingest
+        transaction holds the database's write lock from its start."""
         table, columns = self.visitor_state.name, self.state_columns
         if conn.dialect.name == "postgresql":
-            visitors = [(*k, 0, 0) for k in keys if k[:2] == (ANY, ANY)]
-            upsert_rows(conn, table, columns, columns[:3], visitors,
+            locked = [(*k, 0, 0) for k in keys if k[:2] == (ANY, ANY)]
+            upsert_rows(conn, table, columns, columns[:3], locked,
                         f"mask = {table}.mask")  # a no-op update: still locks the row
+            shared = sorted(visitors - {row[2] for row in locked})
+            find_rows(conn, table, columns[:3], columns[:3], [(ANY, ANY, vid) for vid in shared], lock="SHARE")
         found = find_rows(conn, table, columns[:3], columns, keys)
         return {(e, v, vid): (first, mask) for e, v, vid, first, mask in found if mask}
 
     def rebuild(self, conn: Connection, events: Table, contexts: Table | None = None, registered: Any = None) -> None:
         """Recompute every aggregate from the raw events and their contexts (bulk loads, migrations,
         consistency checks). Without `contexts` (migrations from before segments) the segment tables
-        are left alone. `registered`: a SELECT of the registered event types' keys (none before they
-        existed)."""
-        for table in self.tables if contexts is not None else self.tables[:-2]:
+        (and the events per segment) are left alone. `registered`: a SELECT of the registered event
+        types' keys (none before they existed)."""
+        for table in self.event_tables + (self.segment_tables if contexts is not None else ()):
             conn.execute(delete(table))
         counted = counts(events, registered)
         hour = (events.c.ts - events.c.ts % HOUR_MS)
@@ -338,6 +426,7 @@ class Aggregates:
                       periods.c.period)))
         if contexts is not None:
             self._rebuild_segments(conn, events, contexts, counted)
+            self.rebuild_event_segments(conn, events, counted)
 
     def _rebuild_segments(self, conn: Connection, events: Table, contexts: Table, counted) -> None:
         """visitor_context: each visitor's earliest counted exposure with a context, per level;
@@ -366,6 +455,32 @@ class Aggregates:
                 select(state.c.experiment, state.c.variant, literal(name), value, cohort, state.c.mask, func.count())
                 .select_from(joined).where(state.c.mask != 0)
                 .group_by(state.c.experiment, state.c.variant, value, cohort, state.c.mask)))
+
+    def rebuild_event_segments(self, conn: Connection, events: Table, counted) -> None:
+        """visitor_events from the counted raw events (`counted`: the condition of `counts`), and the
+        events and active visitors per segment: visitor_events and visitor_periods joined with
+        visitor_context (kept as it is), per dimension."""
+        for table in self.event_segment_tables:
+            conn.execute(delete(table))
+        hour = events.c.ts - events.c.ts % HOUR_MS
+        keys = (events.c.experiment, events.c.variant, events.c.visitor_id, events.c.event_type, hour)
+        conn.execute(self.visitor_events.insert().from_select(
+            ["experiment", "variant", "visitor_id", "event_type", "hour", "events"],
+            select(*keys, func.count()).where(counted).group_by(*keys)))
+        context = self.visitor_context
+        for rows, kept, counter, total in ((self.visitor_events, ("event_type", "hour"), self.agg_event_segments,
+                                            lambda t: func.sum(t.c.events)),
+                                           (self.visitor_periods, ("event_type", "kind", "period"),
+                                            self.agg_active_segments, lambda t: func.count())):
+            joined = rows.join(context, and_(*(rows.c[name] == context.c[name]
+                                               for name in ("experiment", "variant", "visitor_id"))))
+            for name in DIMENSIONS:
+                value = func.coalesce(context.c[name], NONE)
+                group = (rows.c.experiment, rows.c.variant, value, *(rows.c[k] for k in kept))
+                conn.execute(counter.insert().from_select(
+                    list(counter.c.keys()),
+                    select(rows.c.experiment, rows.c.variant, literal(name), value, *(rows.c[k] for k in kept),
+                           total(rows)).select_from(joined).group_by(*group)))
 
 
 def counts(events: Table, registered: Any = None):

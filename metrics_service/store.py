@@ -34,7 +34,7 @@ from core.events import DIMENSIONS, EVENT_BITS, EVENT_TYPES, EXPOSURE, EventRow
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
 from core.settings import DEFAULT_SEGMENT_VALUES
-from metrics_service.aggregates import ANY, ANY_TYPE, Aggregates, Counted, Exposure, counts
+from metrics_service.aggregates import ANY, ANY_TYPE, NONE, Aggregates, Counted, Exposure, counts
 from metrics_service.metric_aggregates import MetricAggregates, newly_exposed
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 from metrics_service.visitor_memory import MEMORY_VISITORS, Known
@@ -100,7 +100,8 @@ class EventFilter:
     event_type: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
-    segment: tuple[str, str] | None = None  # (dimension, value): visitors whose exposure had that context
+    segment: tuple[str, str] | None = None  # (dimension, value): visitors whose exposure had that context, and
+    # their events (each in the segment of its visitor's context in its experiment)
 
     def keys(self, table: Table) -> list:
         conditions = []
@@ -119,6 +120,12 @@ class EventFilter:
         if self.variant or not by_variant:
             return [table.c.experiment == ANY, table.c.variant == (self.variant or ANY)]
         return [table.c.experiment == ANY, table.c.variant != ANY]
+
+    def in_segment(self, table: Table) -> list:
+        """Conditions on a per-segment aggregate (agg_segments, agg_event_segments, ...) for the segment."""
+        if self.segment is None:
+            return []
+        return [table.c.dimension == self.segment[0], table.c.value == self.segment[1]]
 
     def window(self, column) -> list:
         conditions = []
@@ -248,13 +255,24 @@ class MetricsStore:
 
     def count_events(self, flt: EventFilter = EventFilter()) -> int:
         """Counted (not excluded) events matching the filter."""
-        table = aggregates.agg_events
-        conditions = flt.keys(table) + flt.window(table.c.hour)
-        if flt.event_type:
-            conditions.append(table.c.event_type == flt.event_type)
+        table, conditions = self._event_table(flt)
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.sum(table.c.events), 0)).where(
                 and_(True, *conditions))).scalar_one())
+
+    @staticmethod
+    def _event_table(flt: EventFilter) -> tuple[Table, list]:
+        """Events per hour, agg_events or agg_event_segments for a segment filter, and the filter's
+        conditions on it (a segment's rows emptied by visitors moving out stay, at zero: left out)."""
+        if flt.segment is None:
+            table, conditions = aggregates.agg_events, []
+        else:
+            table = aggregates.agg_event_segments
+            conditions = [*flt.in_segment(table), table.c.events != 0]
+        conditions += flt.keys(table) + flt.window(table.c.hour)
+        if flt.event_type:
+            conditions.append(table.c.event_type == flt.event_type)
+        return table, conditions
 
     @staticmethod
     def _cohort_table(flt: EventFilter, dimension: str | None = None) -> tuple[Table, list]:
@@ -264,7 +282,7 @@ class MetricsStore:
         table = aggregates.agg_segments
         if dimension is not None:
             return table, [table.c.dimension == dimension]
-        return table, [table.c.dimension == flt.segment[0], table.c.value == flt.segment[1]]
+        return table, flt.in_segment(table)
 
     def _cohort_sums(self, flt: EventFilter, group_by: bool, dimension: str | None = None,
                      **measures: int) -> list[dict[str, Any]]:
@@ -286,10 +304,7 @@ class MetricsStore:
 
     def matrix(self, flt: EventFilter) -> list[dict[str, Any]]:
         """Events and unique visitors per (variant, event_type)."""
-        table = aggregates.agg_events
-        conditions = flt.keys(table) + flt.window(table.c.hour)
-        if flt.event_type:
-            conditions.append(table.c.event_type == flt.event_type)
+        table, conditions = self._event_table(flt)
         query = (select(table.c.variant, table.c.event_type, func.sum(table.c.events).label("events"))
                  .where(and_(True, *conditions)).group_by(table.c.variant, table.c.event_type)
                  .order_by(table.c.variant, table.c.event_type))
@@ -306,7 +321,8 @@ class MetricsStore:
     def registered_type_visitors(self, flt: EventFilter, types: Sequence[str], by_variant: bool) -> dict[tuple, int]:
         """Visitors with each registered (non-built-in) event type, per (variant or None, type), counted
         by their cohort as the built-in types are: from the per-visitor rows of metric_aggregates (the
-        visitor masks keep one bit for all registered types), so the cost grows with those visitors."""
+        visitor masks keep one bit for all registered types), so the cost grows with those visitors.
+        With a segment, the visitors whose context at the level of that state is in it."""
         if not types:
             return {}
         values, state = metric_tables.visitor_values, aggregates.visitor_state
@@ -315,10 +331,16 @@ class MetricsStore:
         conditions = [values.c.event_type.in_(list(types)), *flt.keys(values),
                       *flt.window(state.c.first_ts - state.c.first_ts % HOUR_MS)]
         variant = values.c.variant if by_variant else literal(None).label("variant")
+        joined = values.join(state, and_(state.c.visitor_id == values.c.visitor_id, scope, same_variant,
+                                         *([state.c.experiment == values.c.experiment] if flt.experiment else [])))
+        if flt.segment is not None:
+            context = aggregates.visitor_context
+            joined = joined.join(context, and_(*(context.c[k] == state.c[k]
+                                                 for k in ("experiment", "variant", "visitor_id"))))
+            dimension, value = flt.segment
+            conditions.append(context.c[dimension].is_(None) if value == NONE else context.c[dimension] == value)
         query = (select(variant, values.c.event_type, func.count(values.c.visitor_id.distinct()).label("visitors"))
-                 .select_from(values.join(state, and_(state.c.visitor_id == values.c.visitor_id, scope, same_variant,
-                                                      *([state.c.experiment == values.c.experiment]
-                                                        if flt.experiment else []))))
+                 .select_from(joined)
                  .where(*conditions).group_by(*([values.c.variant] if by_variant else []), values.c.event_type))
         with self.engine.connect() as conn:
             return {(r.variant, r.event_type): int(r.visitors) for r in conn.execute(query)}
@@ -360,18 +382,15 @@ class MetricsStore:
 
     def timeseries(self, flt: EventFilter, interval_ms: int) -> list[dict[str, Any]]:
         """Events and unique visitors per (time bucket, variant); bucket = start of the interval in ms."""
-        table = aggregates.agg_events
+        table, conditions = self._event_table(flt)
         bucket = (table.c.hour - table.c.hour % interval_ms).label("bucket")
-        conditions = flt.keys(table) + flt.window(table.c.hour)
-        if flt.event_type:
-            conditions.append(table.c.event_type == flt.event_type)
         events_query = (select(bucket, table.c.variant, func.sum(table.c.events).label("events"))
                         .where(and_(True, *conditions)).group_by(bucket, table.c.variant))
-        active = aggregates.agg_active
+        active = aggregates.agg_active if flt.segment is None else aggregates.agg_active_segments
         kind = "d" if interval_ms >= DAY_MS else "h"
         visitors_query = select(active.c.period, active.c.variant, active.c.visitors).where(
             and_(active.c.kind == kind, active.c.event_type == (flt.event_type or ANY_TYPE),
-                 *flt.scope(active, True), *flt.window(active.c.period)))
+                 *flt.scope(active, True), *flt.in_segment(active), *flt.window(active.c.period)))
         with self.engine.connect() as conn:
             counts = {(r.bucket, r.variant): int(r.events) for r in conn.execute(events_query)}
             visitors = {(r.period, r.variant): int(r.visitors) for r in conn.execute(visitors_query)}

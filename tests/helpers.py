@@ -71,7 +71,8 @@ def snapshot(conn, aggregates) -> dict[str, set[tuple]]:
     from sqlalchemy import select
 
     counters = {aggregates.agg_events: "events", aggregates.agg_cohorts: "visitors", aggregates.agg_active: "visitors",
-                aggregates.agg_segments: "visitors"}
+                aggregates.agg_segments: "visitors", aggregates.visitor_events: "events",
+                aggregates.agg_event_segments: "events", aggregates.agg_active_segments: "visitors"}
     result = {}
     for table in aggregates.tables:
         rows = conn.execute(select(table)).all()

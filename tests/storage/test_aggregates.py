@@ -1,6 +1,7 @@
 """The aggregates kept at ingest equal the ones rebuilt from the raw events, on both backends."""
 import random
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from alembic import command
 from sqlalchemy import func, insert, select
 
 from core.db import make_engine
-from core.events import parse_events, to_row
+from core.events import DIMENSIONS, parse_events, to_row
 from core.migrate import _config, upgrade
 from metrics_service import store as metrics_store
 from metrics_service.aggregates import ANY
@@ -21,9 +22,9 @@ CONTEXTS = {"device": ["desktop", "mobile", "tablet"], "browser": ["Chrome", "Fi
             "referrer_host": ["news.example.org", None], "country": ["DE", "FR", None]}
 
 
-def random_events(rng: random.Random, count: int, leave_out: str | None = None) -> list[dict]:
+def random_events(rng: random.Random, count: int, leave_out: str | None = None, visitors: int = 60) -> list[dict]:
     now = datetime.now(UTC)
-    visitors = [f"v{i}" for i in range(60)]
+    visitors = [f"v{i}" for i in range(visitors)]
     ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count // 2)]
     rows = []
     for _ in range(count):
@@ -122,6 +123,95 @@ def test_queries_match_counts_from_raw_events(metrics):
                                                         **match)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_events_per_segment_follow_contexts_that_change(metrics, seed):
+    """Few visitors, each exposed many times with different contexts, their events arriving in random
+    order in random batches: contexts arrive after the visitors' other events and earlier exposures
+    replace them. The events and active visitors per segment stay equal to a rebuild, and to what
+    the raw events say (each event in the segment of its visitor's earliest counted exposure)."""
+    rng = random.Random(seed)
+    rows = random_events(rng, 900, visitors=12)
+    rng.shuffle(rows)
+    position = 0
+    while position < len(rows):
+        size = rng.randint(1, 40)
+        metrics.insert_events(*stored_form(rows[position:position + size]))
+        position += size
+    assert_matches_rebuild(metrics)
+
+    context = metrics_store.event_context
+    with metrics.engine.connect() as conn:
+        stored = conn.execute(select(events.c.experiment, events.c.variant, events.c.visitor_id, events.c.event_type,
+                                     events.c.ts, events.c.event_id, context.c.device)
+                              .select_from(events.outerjoin(context, context.c.event_id == events.c.event_id))
+                              .where(events.c.excluded.is_(None))).all()
+    earliest: dict[tuple, tuple] = {}  # (experiment or ANY, variant, visitor) -> (ts, event id, device)
+    exposures = [e for e in stored if e.event_type == "page_view"]
+    with metrics.engine.connect() as conn:
+        with_context = set(conn.execute(select(context.c.event_id)).scalars())
+    for e in exposures:
+        if e.event_id not in with_context:
+            continue
+        for key in ((e.experiment, e.variant, e.visitor_id), (ANY, e.variant, e.visitor_id)):
+            if key not in earliest or (e.ts, e.event_id) < earliest[key][:2]:
+                earliest[key] = (e.ts, e.event_id, e.device or "(none)")
+    moved = sum(1 for e in exposures if e.event_id in with_context) - len({k for k in earliest if k[0] != ANY})
+    assert moved > 50  # many exposures were replaced by earlier ones or came after one
+    hour = 3_600_000
+    for device in ("desktop", "mobile", "tablet", "(none)"):
+        segment = ("device", device)
+        for experiment in ("landing", "hero"):
+            mine = [e for e in stored if e.experiment == experiment
+                    and earliest.get((experiment, e.variant, e.visitor_id), (0, 0, None))[2] == device]
+            flt = EventFilter(experiment=experiment, segment=segment)
+            assert metrics.count_events(flt) == len(mine)
+            assert {(c["variant"], c["event_type"]): c["events"] for c in metrics.matrix(flt)} == Counter(
+                (e.variant, e.event_type) for e in mine)
+        # across experiments: events in their experiment's segment, visitors active per hour in their
+        # segment across experiments
+        series = {(r["bucket"], r["variant"]): (r["events"], r["visitors"])
+                  for r in metrics.timeseries(EventFilter(segment=segment), hour)}
+        events_per_hour = Counter((e.ts - e.ts % hour, e.variant) for e in stored
+                                  if earliest.get((e.experiment, e.variant, e.visitor_id), (0, 0, None))[2] == device)
+        active = {(e.ts - e.ts % hour, e.variant, e.visitor_id) for e in stored
+                  if earliest.get((ANY, e.variant, e.visitor_id), (0, 0, None))[2] == device}
+        visitors_per_hour = Counter((bucket, variant) for bucket, variant, _ in active)
+        assert {k: n for k, (n, _) in series.items()} == events_per_hour
+        assert {k: v for k, (_, v) in series.items() if v} == {
+            k: n for k, n in visitors_per_hour.items() if k in events_per_hour}
+
+
+def test_an_event_counted_while_its_visitors_context_changes_lands_in_the_new_segment(db_url):
+    """One worker stores an earlier exposure that moves a visitor to another segment while a second
+    worker, which knows the visitor (it skips their state), stores a click: the click waits for the
+    move and is counted in the new segment, not stranded in the old one."""
+    import threading
+
+    from core.db import write_transaction
+
+    first, second = (MetricsStore(make_engine(db_url)) for _ in range(2))
+    first.init_schema()
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+
+    def event(minutes, event_type, device=None):
+        return {"visitor_id": "v1", "variant": "A", "event_type": event_type,
+                "timestamp": (start + timedelta(minutes=minutes)).isoformat()} | (
+            {"context": {"device": device}} if device else {})
+
+    second.insert_events(*stored_form([event(60, "page_view", "mobile"), event(90, "cta_click")]))
+    clicked = threading.Thread(target=second.insert_events, args=stored_form([event(100, "cta_click")]))
+    with write_transaction(first.engine) as conn:
+        first._store(conn, [list(zip(*stored_form([event(0, "page_view", "desktop")]), strict=True))])
+        clicked.start()
+        clicked.join(0.5)
+    clicked.join(30)
+    assert first.count_events(EventFilter(segment=("device", "desktop"))) == 4
+    assert first.count_events(EventFilter(segment=("device", "mobile"))) == 0
+    assert_matches_rebuild(first)
+    for store in (first, second):
+        store.engine.dispose()
+
+
 def test_upgrade_adds_the_rows_across_experiments(db_url):
     """A database kept by the code before visitors were counted across experiments has no rows under
     experiment "*": the upgrade fills them from the stored events."""
@@ -145,6 +235,35 @@ def test_upgrade_adds_the_rows_across_experiments(db_url):
     upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
     visitors = len({row.visitor_id for row in rows.values() if row.excluded is None})
     assert store.unique_visitors(EventFilter())[None] == visitors > 0
+    assert_matches_rebuild(store)
+    engine.dispose()
+
+
+def test_upgrade_counts_the_stored_events_per_segment(db_url):
+    """A database kept by the code before events were counted per segment (contexts and visitors per
+    segment, no events per segment): the upgrade fills the events per segment from the stored events."""
+    from metrics_service.aggregates import counts
+
+    engine = make_engine(db_url)
+    config = _config(metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "m0007")
+        rows, contexts = stored_form(random_events(random.Random(6), 400, CUSTOM))
+        first = {}
+        for row, context in zip(rows, contexts, strict=True):
+            first.setdefault(row.event_id, (row, context))
+        conn.execute(insert(events), [row._asdict() for row, _ in first.values()])
+        conn.execute(insert(metrics_store.event_context), [
+            {"event_id": row.event_id, **dict(zip(DIMENSIONS, context, strict=True))}
+            for row, context in first.values() if context is not None])
+        aggregates.rebuild(conn, events)  # what the code of the time kept
+        aggregates._rebuild_segments(conn, events, metrics_store.event_context, counts(events))
+        metrics_store.metric_tables.rebuild(conn, events, counts(events))
+    upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
+    store = MetricsStore(engine)
+    mobile = store.count_events(EventFilter(segment=("device", "mobile")))
+    assert 0 < mobile < store.count_events()
     assert_matches_rebuild(store)
     engine.dispose()
 

@@ -43,3 +43,22 @@ def test_a_visitor_moves_between_segments_when_an_earlier_exposure_arrives():
     _, moved = segment_deltas({key: (3_600_000, 1)}, {key: (3_600_000, 3)}, {key: batch[key]}, {})
     assert moved[("landing", "A", "device", "mobile", 3_600_000, 1)] == -1
     assert moved[("landing", "A", "device", "mobile", 3_600_000, 3)] == 1
+
+
+def test_a_visitors_stored_counts_move_with_their_context():
+    from metrics_service.aggregates import NONE, by_segment, moved_counts
+
+    mobile = ("mobile",) + (None,) * 8
+    desktop = ("desktop", "Firefox") + (None,) * 7
+    key = ("landing", "A", "v1")
+    stored = [((*key, "cta_click", T0), 2), ((*key, "page_view", T0), 1)]
+    moves = moved_counts(stored, {key: mobile}, {key: desktop})
+    assert moves[("landing", "A", "device", "mobile", "cta_click", T0)] == -2
+    assert moves[("landing", "A", "device", "desktop", "cta_click", T0)] == 2
+    assert moves[("landing", "A", "browser", NONE, "page_view", T0)] == -1
+    assert moves[("landing", "A", "browser", "Firefox", "page_view", T0)] == 1
+    assert moves[("landing", "A", "os", NONE, "cta_click", T0)] == 0  # (none) before and after
+    # a first context: into its segments only; no context: in no segment
+    assert moved_counts(stored, {}, {key: mobile}) == by_segment(stored, {key: mobile})
+    assert sum(by_segment(stored, {key: mobile}).values()) == 3 * 9
+    assert by_segment(stored, {("landing", "B", "v1"): mobile}) == {}
