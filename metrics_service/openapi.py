@@ -27,7 +27,6 @@ from metrics_service.schemas import (
     EventTypeRecord,
     ExperimentExportQuery,
     Funnel,
-    FunnelQuery,
     MetricIn,
     MetricList,
     MetricPatch,
@@ -67,13 +66,14 @@ def spec() -> dict[str, Any]:
             body={"oneOf": [ref("Event"),
                             {"type": "array", "items": ref("Event"), "minItems": 1, "maxItems": MAX_BATCH}]}
         )},
-        "/stats": {"get": operation("Totals by variant and event type, their matrix, conversion per variant",
-                                    (200, ref("Stats")), (400,), params=query_params(StatsQuery))},
+        "/stats": {"get": operation(
+            "Totals by variant and event type, their matrix, conversion per variant; with segment=, the visitors "
+            "of that segment and their events", (200, ref("Stats")), (400,), params=query_params(StatsQuery))},
         "/stats/timeseries": {"get": operation(
-            "Events and unique visitors per time bucket and variant",
-            (200, ref("EventSeries")), (400,), params=query_params(TimeseriesQuery))},
+            "Events and unique visitors per time bucket and variant; with segment=, the visitors of that segment "
+            "and their events", (200, ref("EventSeries")), (400,), params=query_params(TimeseriesQuery))},
         "/stats/funnel": {"get": operation("Per variant: page_view → cta_click → form_submit",
-                                           (200, ref("Funnel")), (400,), params=query_params(FunnelQuery))},
+                                           (200, ref("Funnel")), (400,), params=query_params(StatsQuery))},
         "/stats/traffic": {"get": operation(
             "Visitors, conversions and conversion rate per value of a context dimension (source, campaign, "
             "device...), most visitors first", (200, ref("Traffic")), (400,), params=query_params(TrafficQuery))},

@@ -8,11 +8,10 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from core.events import EVENT_TYPES, METRICS
-from core.web import ApiError, parse_model
+from core.web import parse_model
 from metrics_service.schemas import (
     EventSeries,
     Funnel,
-    FunnelQuery,
     Stats,
     StatsQuery,
     TimeseriesQuery,
@@ -26,12 +25,8 @@ bp = Blueprint("reports", __name__)
 
 
 def event_filter(query: StatsQuery) -> EventFilter:
-    if "segment" in request.args and not isinstance(query, FunnelQuery):
-        raise ApiError(400, "events are not counted per segment: segment= applies to visitor counts (results, "
-                            "experiment timeseries, /stats/funnel, /stats/traffic)",
-                       [{"field": "segment", "message": "not available here"}])
     return EventFilter(experiment=query.experiment, variant=query.variant, event_type=query.event_type,
-                       since_ms=query.since_ms, until_ms=query.until_ms, segment=getattr(query, "segment", None))
+                       since_ms=query.since_ms, until_ms=query.until_ms, segment=query.segment)
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -100,7 +95,7 @@ def timeseries():
 
 @bp.get("/stats/funnel")
 def funnel():
-    query = parse_model(FunnelQuery, request.args.to_dict(), "query")
+    query = parse_model(StatsQuery, request.args.to_dict(), "query")
     rows = current_app.extensions["metrics_store"].funnel(event_filter(query), EVENT_TYPES)
     return Funnel(experiment=query.experiment, steps=list(EVENT_TYPES),
                   variants=funnel_steps(rows, EVENT_TYPES)).model_dump(mode="json")

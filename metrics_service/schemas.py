@@ -104,7 +104,7 @@ def parse_segment(text: Any) -> Any:
 
 SegmentFilter = Annotated[tuple[str, str], BeforeValidator(parse_segment),
                           WithJsonSchema({"type": "string", "description": "DIMENSION:VALUE, e.g. utm_source:google: "
-                                          "only the visitors whose first exposure had that context"})]
+                                          "only the visitors whose first exposure had that context, and their events"})]
 
 
 # Query parameters ------------------------------------------------------------------------------------
@@ -132,17 +132,16 @@ class Window(Query):
 
 
 class StatsQuery(Window):
+    """The filters of the event reports (/stats, its timeseries and funnel)."""
+
     experiment: Name | None = None
     variant: Name | None = None
     event_type: EventType | None = None
+    segment: SegmentFilter | None = None
 
 
 class TimeseriesQuery(StatsQuery):
     interval: Interval = "hour"
-
-
-class FunnelQuery(StatsQuery):
-    segment: SegmentFilter | None = None
 
 
 class ResultsQuery(Window):

@@ -1,4 +1,6 @@
 """Segment breakdowns over the API: results per dimension, the segment filter, traffic reports, folding."""
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
@@ -76,11 +78,68 @@ def test_the_segment_filter_restricts_results_timeseries_and_funnel(loaded):
     assert empty["variants"] == [] and empty["verdict_code"] is None
 
 
-def test_event_reports_refuse_a_segment_they_cannot_honour(loaded):
-    for path in ("/stats?segment=device:mobile", "/stats/timeseries?segment=device:mobile"):
-        response = loaded.get(path)
-        assert response.status_code == 400
-        assert response.get_json()["errors"][0]["field"] == "segment"
+def test_stats_count_the_events_and_visitors_of_a_segment(loaded):
+    body = loaded.get("/stats?experiment=landing&segment=utm_source:google").get_json()
+    assert (body["total_events"], body["unique_visitors"]) == (400 + 40 + 400 + 70, 800)
+    assert body["by_variant"] == {"A": {"events": 440, "visitors": 400}, "B": {"events": 470, "visitors": 400}}
+    assert body["by_event_type"] == {"page_view": {"events": 800, "visitors": 800},
+                                     "form_submit": {"events": 110, "visitors": 110}}
+    assert {(c["variant"], c["event_type"]): (c["events"], c["visitors"]) for c in body["matrix"]} == {
+        ("A", "page_view"): (400, 400), ("A", "form_submit"): (40, 40),
+        ("B", "page_view"): (400, 400), ("B", "form_submit"): (70, 70)}
+    assert body["conversion"]["B"]["visitors"] == 400 and body["conversion"]["B"]["form_submit"] == {
+        "visitors": 70, "rate": 70 / 400}
+    assert body["filters"]["segment"] == "utm_source:google"
+    # direct traffic: (none); the visitor sent without a context is in no segment
+    direct = loaded.get("/stats?segment=utm_source:(none)&variant=A").get_json()
+    assert (direct["total_events"], direct["unique_visitors"]) == (345, 300)
+    whole = loaded.get("/stats?variant=A").get_json()
+    assert (whole["total_events"], whole["unique_visitors"]) == (400 + 40 + 300 + 45 + 30 + 3 + 1, 731)
+    tablet = loaded.get("/stats?segment=device:tablet&event_type=form_submit").get_json()
+    assert (tablet["total_events"], tablet["unique_visitors"]) == (5, 5)
+    assert loaded.get("/stats?segment=device:watch").get_json()["total_events"] == 0
+
+
+def test_a_visitors_events_follow_their_earliest_exposure_whatever_the_arrival_order(metrics_client):
+    """A click that arrives before any exposure joins the segment of the exposure that arrives later;
+    an earlier exposure arriving last moves every event of the visitor, in /stats and its timeseries."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+
+    def at(minutes, visitor, variant, event_type, context=None):
+        event = {"visitor_id": visitor, "variant": variant, "event_type": event_type,
+                 "timestamp": (start + timedelta(minutes=minutes)).isoformat()}
+        return event | ({"context": context} if context else {})
+
+    def series(segment):
+        body = metrics_client.get(f"/stats/timeseries?experiment=landing&interval=hour&segment={segment}").get_json()
+        return [(p["bucket"], p["variant"], p["events"], p["visitors"]) for p in body["series"]]
+
+    hour = [(start + timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in range(3)]
+    load(metrics_client, [at(150, "m1", "A", "cta_click")])
+    assert series("device:mobile") == []  # no context yet: in no segment
+    load(metrics_client, [at(70, "m1", "A", "page_view", {"device": "mobile"}), at(5, "d2", "B", "page_view",
+                                                                                   {"device": "desktop"})])
+    assert series("device:mobile") == [(hour[1], "A", 1, 1), (hour[2], "A", 1, 1)]
+    load(metrics_client, [at(5, "m1", "A", "page_view", {"device": "desktop"}),
+                          at(10, "m1", "A", "form_submit")])
+    assert series("device:mobile") == []
+    assert series("device:desktop") == [(hour[0], "A", 2, 1), (hour[0], "B", 1, 1), (hour[1], "A", 1, 1),
+                                        (hour[2], "A", 1, 1)]
+    desktop = metrics_client.get("/stats?segment=device:desktop").get_json()
+    assert (desktop["total_events"], desktop["unique_visitors"]) == (5, 2)
+    assert desktop["by_variant"] == {"A": {"events": 4, "visitors": 1}, "B": {"events": 1, "visitors": 1}}
+    mobile = metrics_client.get("/stats?segment=device:mobile").get_json()
+    assert (mobile["total_events"], mobile["unique_visitors"], mobile["matrix"]) == (0, 0, [])
+    daily = metrics_client.get("/stats/timeseries?interval=day&segment=device:desktop&variant=A").get_json()
+    assert sum(p["events"] for p in daily["series"]) == 4
+
+
+@pytest.mark.parametrize("path", ["/stats", "/stats/timeseries", "/stats/funnel"])
+@pytest.mark.parametrize("segment", ["device", "colour:red", "device:" + "x" * 65])
+def test_event_reports_refuse_a_malformed_segment(metrics_client, path, segment):
+    response = metrics_client.get(f"{path}?experiment=landing&segment={segment}")
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["field"] == "segment"
 
 
 @pytest.mark.parametrize("query", ["segment=device", "segment=colour:red", "segment=device:" + "x" * 65,
