@@ -170,13 +170,16 @@ def by_segment(counts: Iterable[tuple[tuple, int]], contexts: dict[tuple, tuple]
     visitor's context (`contexts`: values in DIMENSIONS order per (experiment, variant, visitor)):
     (experiment, variant, dimension, value, *rest) += sign * n. Visitors without a context are in no
     segment (pure)."""
-    moves = Counter() if into is None else into
+    grouped: Counter = Counter()  # visitors who share a context share their rows: spread each group once
+    context_of = contexts.get
     for key, n in counts:
-        values = contexts.get(key[:3])
-        if values is None:
-            continue
+        values = context_of(key[:3])
+        if values is not None:
+            grouped[key[0], key[1], values, key[3:]] += n
+    moves = Counter() if into is None else into
+    for (experiment, variant, values, rest), n in grouped.items():
         for dimension, value in zip(DIMENSIONS, values, strict=True):
-            moves[(key[0], key[1], dimension, value or NONE, *key[3:])] += sign * n
+            moves[(experiment, variant, dimension, value or NONE, *rest)] += sign * n
     return moves
 
 
