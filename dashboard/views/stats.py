@@ -7,12 +7,28 @@ from core.events import EVENT_TYPES
 from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api
 from dashboard.charts import conversion_chart, conversion_frame, events_chart, matrix_frame
-from dashboard.formatting import variant_order
+from dashboard.formatting import DIMENSION_LABELS, variant_order
 from dashboard.session import current_api
 from dashboard.text import plain
 from dashboard.views import fetched
 
+SEGMENT_VALUES = 200  # the most values /stats/traffic lists
 MATRIX_COLUMNS = {"variant": "Variant", "event_type": "Event type", "events": "Events", "visitors": "Unique visitors"}
+
+
+def segment_filter(api: Api, experiment: str) -> str | None:
+    """DIMENSION:VALUE of the segment the analyst picks (a dimension, then one of its values with
+    visitors, most visitors first), or None for every visitor."""
+    left, right = st.columns(2)
+    choice = left.selectbox("Segment", ["All", *DIMENSION_LABELS.values()], key="stats_dimension",
+                            help="The visitors whose first exposure had this context, and their events")
+    dimension = next((key for key, label in DIMENSION_LABELS.items() if label == choice), None)
+    if dimension is None:
+        return None
+    traffic = fetched("Segments are unavailable", api.traffic, dimension, experiment=experiment, top=SEGMENT_VALUES)
+    values = [row["value"] for row in traffic["values"]] if traffic else []
+    value = right.selectbox("Value", values, key="stats_segment_value")  # options show as plain text
+    return None if value is None else f"{dimension}:{value}"
 
 
 def render(api: Api) -> None:
@@ -25,7 +41,9 @@ def render(api: Api) -> None:
     variants = variant_order(everything.get("by_variant", {}))
     variant = middle.selectbox("Variant", ["All", *variants], key="stats_variant")
     event_type = right.selectbox("Event type", ["All", *EVENT_TYPES], key="stats_event_type")
-    stats = fetched("Stats are unavailable", api.stats, experiment=experiment, variant=variant, event_type=event_type)
+    segment = segment_filter(api, experiment)
+    stats = fetched("Stats are unavailable", api.stats, experiment=experiment, variant=variant, event_type=event_type,
+                    segment=segment)
     if stats is None:
         return
 

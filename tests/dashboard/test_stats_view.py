@@ -65,3 +65,21 @@ def test_auto_refresh_keeps_the_view(backends):
     at.sidebar.toggle(key="auto_refresh").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert {m.label: m.value for m in at.metric} == {"Events": "14", "Unique visitors": "10"}
+
+
+def test_a_segment_narrows_the_numbers_to_its_visitors_and_their_events(backends):
+    _, metrics = backends
+    seed(metrics)  # ten visitors without a context: in no segment
+    events = [{"visitor_id": f"m{i}", "variant": "A", "event_type": "page_view", "context": {"device": "mobile"}}
+              for i in range(3)]
+    events += [{"visitor_id": "m0", "variant": "A", "event_type": "cta_click"},
+               {"visitor_id": "d0", "variant": "B", "event_type": "page_view", "context": {"device": "desktop"}}]
+    post_events(metrics, events)
+    at = open_view("Stats")
+    at.selectbox(key="stats_dimension").set_value("Device").run()
+    assert at.selectbox(key="stats_segment_value").options == ["mobile", "desktop"]
+    assert {m.label: m.value for m in at.metric} == {"Events": "4", "Unique visitors": "3"}
+    at.selectbox(key="stats_segment_value").set_value("desktop").run()
+    assert {m.label: m.value for m in at.metric} == {"Events": "1", "Unique visitors": "1"}
+    at.selectbox(key="stats_dimension").set_value("All").run()
+    assert {m.label: m.value for m in at.metric} == {"Events": "19", "Unique visitors": "14"}
