@@ -470,21 +470,25 @@ class Aggregates:
         conn.execute(self.visitor_events.insert().from_select(
             ["experiment", "variant", "visitor_id", "event_type", "hour", "events"],
             select(*keys, func.count()).where(counted).group_by(*keys)))
-        context = self.visitor_context
-        for rows, kept, counter, total in ((self.visitor_events, ("event_type", "hour"), self.agg_event_segments,
-                                            lambda t: func.sum(t.c.events)),
-                                           (self.visitor_periods, ("event_type", "kind", "period"),
-                                            self.agg_active_segments, lambda t: func.count())):
-            joined = rows.join(context, and_(*(rows.c[name] == context.c[name]
-                                               for name in ("experiment", "variant", "visitor_id"))))
-            for name in DIMENSIONS:
-                value = func.coalesce(context.c[name], NONE)
-                group = (rows.c.experiment, rows.c.variant, value, *(rows.c[k] for k in kept))
-                conn.execute(counter.insert().from_select(
-                    list(counter.c.keys()),
-                    select(rows.c.experiment, rows.c.variant, literal(name), value, *(rows.c[k] for k in kept),
-                           total(rows)).select_from(joined).group_by(*group)))
+        self._spread(conn, self.visitor_events, ("event_type", "hour"), self.agg_event_segments,
+                     func.sum(self.visitor_events.c.events))
+        self._spread(conn, self.visitor_periods, ("event_type", "kind", "period"), self.agg_active_segments,
+                     func.count())
 
+    def _spread(self, conn: Connection, per_visitor: Table, kept: Sequence[str], per_segment: Table, total) -> None:
+        """per_segment from per_visitor joined with visitor_context: `total` per (experiment, variant,
+        dimension, value, *kept), for each dimension."""
+        context = self.visitor_context
+        joined = per_visitor.join(context, and_(*(per_visitor.c[name] == context.c[name]
+                                                  for name in ("experiment", "variant", "visitor_id"))))
+        columns = (per_visitor.c.experiment, per_visitor.c.variant)
+        rest = [per_visitor.c[name] for name in kept]
+        for name in DIMENSIONS:
+            value = func.coalesce(context.c[name], NONE)
+            conn.execute(per_segment.insert().from_select(
+                list(per_segment.c.keys()),
+                select(*columns, literal(name), value, *rest, total).select_from(joined)
+                .group_by(*columns, value, *rest)))
 
 def counts(events: Table, registered: Any = None):
     """The condition on raw events that the aggregates count: what ingest would count (with

@@ -165,8 +165,13 @@ def test_events_per_segment_follow_contexts_that_change(metrics, seed):
                     and earliest.get((experiment, e.variant, e.visitor_id), (0, 0, None))[2] == device]
             flt = EventFilter(experiment=experiment, segment=segment)
             assert metrics.count_events(flt) == len(mine)
-            assert {(c["variant"], c["event_type"]): c["events"] for c in metrics.matrix(flt)} == Counter(
+            cells = metrics.matrix(flt)
+            assert {(c["variant"], c["event_type"]): c["events"] for c in cells} == Counter(
                 (e.variant, e.event_type) for e in mine)
+            # the visitors per cell (a registered type's too): those of the segment with that event type
+            who = {(e.variant, e.event_type, e.visitor_id) for e in mine}
+            assert {(c["variant"], c["event_type"]): c["visitors"] for c in cells} == Counter(
+                (variant, event_type) for variant, event_type, _ in who)
         # across experiments: events in their experiment's segment, visitors active per hour in their
         # segment across experiments
         series = {(r["bucket"], r["variant"]): (r["events"], r["visitors"])
