@@ -129,3 +129,18 @@ def test_no_table_of_any_service_holds_an_address_a_user_agent_a_url_or_an_email
                         kept.add((path.name, table))
     assert found == []
     assert ("metrics_service.db", "event_context") in kept  # the host alone is kept, and the scan sees it
+
+
+def test_stats_count_the_events_of_a_segments_visitors(traffic):
+    stack, seen = traffic
+    mobile = [s for s in seen if DEVICE[GROUPS[s[0]][0]] == "mobile"]
+    body = requests.get(f"{stack.metrics.url}/stats", params={"experiment": "landing", "segment": "device:mobile"},
+                        timeout=5).json()
+    assert body["unique_visitors"] == len(mobile)
+    assert body["by_event_type"]["page_view"] == {"events": len(mobile), "visitors": len(mobile)}
+    signed_up = sum(s[2] for s in mobile)
+    assert body["by_event_type"]["form_submit"] == {"events": signed_up, "visitors": signed_up}
+    series = requests.get(f"{stack.metrics.url}/stats/timeseries",
+                          params={"experiment": "landing", "segment": "device:mobile", "interval": "day"},
+                          timeout=5).json()["series"]
+    assert sum(p["events"] for p in series) == body["total_events"]
