@@ -43,8 +43,11 @@ def stored_event_ids(client) -> set[str]:
 
 
 def answers(client, experiment: str) -> dict:
-    """What the aggregates answer about an experiment: stats, timeseries, funnel and both readouts."""
+    """What the aggregates answer about an experiment: stats, timeseries, funnel and both readouts (stats
+    and timeseries of a segment too)."""
     paths = [f"/stats?experiment={experiment}", f"/stats/timeseries?experiment={experiment}&interval=day",
+             f"/stats?experiment={experiment}&segment=device:mobile",
+             f"/stats/timeseries?experiment={experiment}&interval=hour&segment=device:mobile",
              f"/stats/funnel?experiment={experiment}", f"/experiments/{experiment}/timeseries?metric=form_submit",
              *(f"/experiments/{experiment}/results?metric={m}" for m in ("cta_click", "form_submit"))]
     return {path: client.get(path).get_json() for path in paths}
@@ -85,6 +88,7 @@ def test_retention_with_concurrent_ingest_loses_no_event_inside_the_window(app):
     assert answers(client, "old") == before_old
     assert client.get("/stats").get_json()["total_events"] == total_before + 1600
     assert before_old["/experiments/old/results?metric=form_submit"]["variants"][0]["visitors"] == 600
+    assert before_old["/stats?experiment=old&segment=device:mobile"]["total_events"] == len(old)
     # the per-visitor export reads raw events: it covers only what is kept
     assert client.get("/experiments/old/export", headers=ADMIN).get_data(as_text=True).count("\n") == 1
     assert purge(store, cutoff, batch=50) == 0
