@@ -108,9 +108,11 @@ def stats_row(backend: str, size: int, smallest: int, figures: dict[str, float],
 
 
 def segmented_row(backend: str, size: int, figures: dict[str, float]) -> Row:
-    return Row(f"results per segment (utm_source, 5 values), {size:,} events, {backend}",
-               f"{figures['segmented_ms']:.1f} ms (median)", "–", "–", f"< {SEGMENTED_MS:g} ms",
-               yes(figures["segmented_ms"] < SEGMENTED_MS), "– (one request at a time from Python)", "–")
+    slowest = max(figures["segmented_ms"], figures["segment_stats_ms"])
+    return Row(f"results per segment (utm_source, 5 values) and /stats of one segment, {size:,} events, {backend}",
+               f"results {figures['segmented_ms']:.1f} ms, stats {figures['segment_stats_ms']:.1f} ms (median)",
+               "–", "–", f"< {SEGMENTED_MS:g} ms", yes(slowest < SEGMENTED_MS),
+               "– (one request at a time from Python)", "–")
 
 
 MEMORY_HEADER = ("server", "after", "gunicorn master, MB", "workers, MB", f"goal < {MEMORY_MB:g} MB each", )

@@ -33,6 +33,7 @@ QUERIES = {
     "results": ("/experiments/landing/results", {"metric": "form_submit", "weights": "A:0.5,B:0.5"}),
     "segmented": ("/experiments/landing/results", {"metric": "form_submit", "weights": "A:0.5,B:0.5",
                                                    "dimension": "utm_source"}),
+    "segment_stats": ("/stats", {"experiment": "landing", "segment": "utm_source:google"}),
 }
 # Each visitor's context, by visitor number: three devices, five sources (one of them direct traffic).
 CONTEXT_COLUMNS = ("event_id", "device", "browser", "utm_source")
