@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from harness.processes import ADMIN_TOKEN, INGEST_KEY, wait_for
 from scripts import demo
-from tests.helpers import console_problems, dashboard_sign_in, screenshot
+from tests.helpers import console_problems, dashboard_sign_in, screenshot, settled
 
 pytestmark = pytest.mark.browser
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -158,6 +158,7 @@ def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     new.get_by_label("Variant 3 name").wait_for(state="detached")
     for i in (1, 2):
         expect(new.get_by_label(f"Weight {i}")).to_have_value("0.500")
+    settled(page)  # each click lands on what the finished rerun drew
     new.get_by_role("button", name="Create as draft").click()
     page.get_by_text("Created experiment").wait_for()
     # The list and the heading show it at once.
@@ -165,10 +166,12 @@ def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     edit = page.locator(".st-key-edit_experiment")
     edit.get_by_role("heading", name="stale_check · draft").wait_for()
 
+    settled(page)
     edit.get_by_role("button", name="Start experiment").click()
     prompt = edit.get_by_text("Start experiment 'stale_check'? It goes from draft to running.")
     prompt.wait_for()
     assert "split A 50%, B 50%" in prompt.inner_text()
+    settled(page)
     edit.get_by_role("button", name="Yes, start it").click()
     page.get_by_text("is now running").wait_for()
     edit.get_by_role("heading", name="stale_check · running").wait_for()
@@ -182,8 +185,10 @@ def test_the_experiments_page_stays_true_after_each_action(traffic, page):
     edit.get_by_label("Weight 2").fill("0.3")
     edit.get_by_label("Weight 2").press("Tab")
     edit.get_by_text("✓ Weights sum to 1: A 70%, B 30%").wait_for()
+    settled(page)
     edit.get_by_role("button", name="Save changes").click()
     edit.get_by_text("Save changes to 'stale_check'? weights: A 50%, B 50% → A 70%, B 30%.").wait_for()
+    settled(page)
     edit.get_by_role("button", name="Yes, save").click()
     page.get_by_text("Saved 'stale_check'").wait_for()
     wait_for(lambda: [row[3] for row in grid(page) if row[0] == "stale_check"] == ["A 70%, B 30%"], timeout=10)
