@@ -40,6 +40,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     and_,
@@ -207,6 +208,11 @@ class Aggregates:
     statement building."""
 
     def __init__(self, metadata: MetaData):
+        def segment_first(*rest):
+            """A segment's rows together, whatever their variant: one segment's query names the
+            experiment, the dimension and the value."""
+            return PrimaryKeyConstraint("experiment", "dimension", "value", "variant", *rest)
+
         def keyed(*columns):
             return [Column("experiment", String(64), primary_key=True),
                     Column("variant", String(64), primary_key=True), *columns]
@@ -234,7 +240,7 @@ class Aggregates:
         self.agg_segments = Table("agg_segments", metadata, *keyed(
             Column("dimension", String(32), primary_key=True), Column("value", String(64), primary_key=True),
             Column("cohort_hour", BigInteger, primary_key=True), Column("mask", Integer, primary_key=True),
-            Column("visitors", BigInteger, nullable=False)))
+            Column("visitors", BigInteger, nullable=False), segment_first("cohort_hour", "mask")))
         self.visitor_events = Table("visitor_events", metadata, *keyed(
             Column("visitor_id", String(128), primary_key=True), Column("event_type", String(32), primary_key=True),
             Column("hour", BigInteger, primary_key=True), Column("events", BigInteger, nullable=False)),
@@ -242,11 +248,12 @@ class Aggregates:
         self.agg_event_segments = Table("agg_event_segments", metadata, *keyed(
             Column("dimension", String(32), primary_key=True), Column("value", String(64), primary_key=True),
             Column("event_type", String(32), primary_key=True), Column("hour", BigInteger, primary_key=True),
-            Column("events", BigInteger, nullable=False)))
+            Column("events", BigInteger, nullable=False), segment_first("event_type", "hour")))
         self.agg_active_segments = Table("agg_active_segments", metadata, *keyed(
             Column("dimension", String(32), primary_key=True), Column("value", String(64), primary_key=True),
             Column("event_type", String(32), primary_key=True), Column("kind", String(1), primary_key=True),
-            Column("period", BigInteger, primary_key=True), Column("visitors", BigInteger, nullable=False)))
+            Column("period", BigInteger, primary_key=True), Column("visitors", BigInteger, nullable=False),
+            segment_first("event_type", "kind", "period")))
         # what each rebuild recomputes: from the events alone; from the exposures' contexts too (since
         # m0005); the events per segment (since m0008)
         self.event_tables = (self.agg_events, self.visitor_state, self.agg_cohorts, self.visitor_periods,
