@@ -27,6 +27,8 @@ def segment_filter(api: Api, experiment: str) -> str | None:
         return None
     traffic = fetched("Segments are unavailable", api.traffic, dimension, experiment=experiment, top=SEGMENT_VALUES)
     values = [row["value"] for row in traffic["values"]] if traffic else []
+    if traffic and not values:
+        right.caption(f"No visitor has a value for {choice} yet: showing every visitor.")
     value = right.selectbox("Value", values, key="stats_segment_value")  # options show as plain text
     return None if value is None else f"{dimension}:{value}"
 

@@ -83,3 +83,13 @@ def test_a_segment_narrows_the_numbers_to_its_visitors_and_their_events(backends
     assert {m.label: m.value for m in at.metric} == {"Events": "1", "Unique visitors": "1"}
     at.selectbox(key="stats_dimension").set_value("All").run()
     assert {m.label: m.value for m in at.metric} == {"Events": "19", "Unique visitors": "14"}
+
+
+def test_a_dimension_nobody_has_says_every_visitor_is_shown(backends):
+    _, metrics = backends
+    seed(metrics)  # no visitor has a context
+    at = open_view("Stats")
+    at.selectbox(key="stats_dimension").set_value("Device").run()
+    assert at.selectbox(key="stats_segment_value").options == []
+    assert [c.value for c in at.caption if "No visitor has a value for Device yet" in c.value]
+    assert {m.label: m.value for m in at.metric} == {"Events": "14", "Unique visitors": "10"}
