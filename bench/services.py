@@ -59,6 +59,8 @@ class Servers:
     def __exit__(self, *exc) -> None:
         for label, service in self.started:
             self.memory.append(Memory(label, self.after, tuple(resident_bytes(pid) for pid in service.pids())))
+        for _, service in self.started:  # every server shuts down at once; closing the stack waits for each
+            service.terminate()
         self._stack.close()
 
     def gunicorn(self, app: str, label: str | None = None, cpu: int | None = None, **env: str) -> ServiceProcess:

@@ -76,6 +76,12 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
+        self.launch()
+        self.wait_healthy(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer (wait_healthy does)."""
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
         try:
             self.process = subprocess.Popen(
@@ -84,8 +90,6 @@ class ServiceProcess:
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()  # the process has its own copy
-        self.wait_healthy(timeout)
-        return self
 
     def healthy(self) -> bool:
         try:
@@ -107,9 +111,22 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to the whole process group, as an orchestrator would, then SIGKILL if it lingers."""
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole process group, without waiting for it to exit."""
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def wait_stopped(self, timeout: float = 30.0) -> None:
+        """Wait for the process to exit after terminate(); SIGKILL if it lingers."""
+        if self.process is None:
+            return
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -196,8 +213,14 @@ class Stack:
         return [s for s in (self.ab, self.metrics, self.landing, self.dashboard) if s is not None]
 
     def stop(self) -> None:
-        for service in reversed(self.all()):
-            service.stop()
+        """The landing service and the dashboard first (the landing outbox's last flush still reaches
+        metrics_service), then the two services they call; each pair shuts down at the same time."""
+        front = [s for s in (self.dashboard, self.landing) if s is not None]
+        for group in (front, [self.metrics, self.ab]):
+            for service in group:
+                service.terminate()
+            for service in group:
+                service.wait_stopped()
 
 
 def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -248,9 +271,14 @@ def start_stack(data_dir: Path, with_dashboard: bool = True, **extra_env: str) -
     )
     if with_dashboard:
         stack.dashboard = dashboard_service(data_dir, env)
+    # The two services the others call start together, then the landing service (which fetches
+    # ab_service's flags and experiments as it starts) and the dashboard together.
     try:
-        for service in stack.all():
-            service.start()
+        for group in ([stack.ab, stack.metrics], [s for s in (stack.landing, stack.dashboard) if s is not None]):
+            for service in group:
+                service.launch()
+            for service in group:
+                service.wait_healthy(60.0)
     except Exception:
         stack.stop()
         raise
