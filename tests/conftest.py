@@ -115,8 +115,7 @@ def landing_client(landing_app):
 
 # Under pytest-xdist (`make test`), the unit of work a process takes: a whole module where the tests
 # share services started once per module (a stack of processes, gunicorn, nginx), all the browser
-# tests together (one Chromium and one stack at a time), any other test on its own. The largest units
-# start first.
+# tests together (one Chromium and one stack at a time), any other test on its own.
 SHARED_BY_MODULE = ("tests/integration/", "tests/bench/")
 ONE_AT_A_TIME = {"tests/browser/": "browser"}
 
@@ -129,12 +128,31 @@ def work_unit(nodeid: str) -> str:
     return path if path.startswith(SHARED_BY_MODULE) else nodeid
 
 
+def start_rank(unit: str) -> int:
+    """Which units start first: the browser tests (the longest unit, in one process), then the modules
+    that start services (each takes seconds to minutes, the one-test memory and export modules
+    included), then the single tests, which fill the processes to the end."""
+    if unit in ONE_AT_A_TIME.values():
+        return 0
+    return 1 if unit.startswith(SHARED_BY_MODULE) else 2
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class ByWorkUnit(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the queue is complete when the first unit is handed out
+                units = sorted(self.workqueue.items(), key=lambda item: start_rank(item[0]))  # stable
+                self.workqueue.clear()
+                self.workqueue.update(units)
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return ByWorkUnit(config, log)
