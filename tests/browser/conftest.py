@@ -35,6 +35,15 @@ def stack(tmp_path_factory):
     stack.stop()
 
 
+@pytest.fixture(scope="module")
+def landing_stack(tmp_path_factory):
+    """The Flask services under gunicorn, as production runs them, without the dashboard: for the tests
+    of the landing page alone."""
+    stack = start_stack(tmp_path_factory.mktemp("landing-stack"), with_dashboard=False)
+    yield stack
+    stack.stop()
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})

@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from harness.processes import ADMIN_TOKEN, SECRET_KEY, start_stack, wait_for
+from harness.processes import ADMIN_TOKEN, SECRET_KEY, wait_for
 from landing.sticky import COOKIE, StickyCookie
 
 pytestmark = pytest.mark.browser
@@ -21,20 +21,13 @@ ADD_PRICING_BUTTON = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """The Flask services under gunicorn, as production runs them (the dashboard is not needed)."""
-    stack = start_stack(tmp_path_factory.mktemp("custom-events"), with_dashboard=False)
-    yield stack
-    stack.stop()
-
-
 def results(stack, metric):
     return requests.get(f"{stack.metrics.url}/experiments/landing/results", params={"metric": metric},
                         timeout=5).json()
 
 
-def test_a_data_track_click_shows_in_its_metrics_results(stack, page):
+def test_a_data_track_click_shows_in_its_metrics_results(landing_stack, page):
+    stack = landing_stack
     metrics = stack.metrics.url
     requests.post(f"{metrics}/event-types", json={"key": "pricing_click", "description": "Opened the pricing"},
                   headers=ADMIN, timeout=5).raise_for_status()

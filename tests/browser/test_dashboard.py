@@ -41,9 +41,20 @@ def grid(page, index: int = 0) -> list[list[str]]:
     return table.evaluate("t => [...t.querySelectorAll('tr')].map(r => [...r.children].map(c => c.textContent))")
 
 
-def serious_violations(page) -> list[str]:
+def drawn(page) -> None:
+    """Wait until the rerun has finished and every chart and table on the page is drawn."""
+    settled(page)
     page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(800)  # charts and tables finish drawing
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    for i in range(charts.count()):
+        charts.nth(i).locator("canvas, svg.marks").first.wait_for(state="attached")
+    tables = page.locator('[data-testid="stDataFrame"]')
+    for i in range(tables.count()):
+        tables.nth(i).locator("table").wait_for(state="attached")
+
+
+def serious_violations(page) -> list[str]:
+    drawn(page)
     results = Axe().run(page)
     return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
             for v in results.response["violations"] if v["impact"] in SERIOUS]

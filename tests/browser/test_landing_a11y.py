@@ -11,7 +11,8 @@ def serious_violations(page) -> list[str]:
             for v in results.response["violations"] if v["impact"] in SERIOUS]
 
 
-def test_both_layouts_and_the_error_state_pass_axe(stack, page):
+def test_both_layouts_and_the_error_state_pass_axe(landing_stack, page):
+    stack = landing_stack
     found = {}
     for variant, layout in (("A", "centered"), ("B", "split")):
         page.goto(f"{stack.landing.url}/?force_variant=landing:{variant}")
