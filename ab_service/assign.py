@@ -23,12 +23,11 @@ def assign():
     attributes given (a condition sees only those); a new assignment is stored."""
     query = parse_model(AssignQuery, request.args.to_dict(), "query")
     store = ab_store()
-    experiment = store.get_experiment(query.experiment)
+    experiment, stored = store.experiment_and_assignment(query.experiment, query.visitor_id)
     if experiment is None:
         raise ApiError(404, f"unknown experiment {query.experiment!r}",
                        [{"field": "experiment", "message": "not found"}])
     visitor_id = query.visitor_id
-    stored = store.get_assignment(experiment.key, visitor_id) if experiment.status == "running" else None
     assignment = decide(experiment, query.attributes(), stored)
     variant = (store.save_assignment(experiment.key, visitor_id, assignment.variant) if assignment.new
                else assignment.variant)

@@ -7,6 +7,7 @@ import logging
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
     cast,
     delete,
@@ -34,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import NoResultFound
 
 from ab_service.schemas import ExperimentRecord, FlagRecord, iso_time
-from core.db import exclusive, find_rows, insert_ignore, insert_new, now_millis, run_write
+from core.db import CompiledRead, exclusive, find_rows, insert_ignore, insert_new, now_millis, run_write
 from core.events import from_millis, to_millis
 from core.experiments import LANDING_EXPERIMENT, Experiment
 from core.flags import DEFAULT_FLAGS
@@ -226,8 +228,15 @@ FLAG_COLUMNS = [c for c in flags.c if c.name in FlagRecord.model_fields]
 ASSIGNMENT_COLUMNS = ("experiment", "visitor_id", "variant", "assigned_at")
 # Built once: the assignment path runs them on every request.
 EXPERIMENT_BY_KEY = select(*EXPERIMENT_COLUMNS).where(experiments.c.key == bindparam("key"))
-VARIANT_OF = select(assignments.c.variant).where(assignments.c.experiment == bindparam("experiment"),
-                                                 assignments.c.visitor_id == bindparam("visitor_id"))
+# The experiment's row and, as its last column, the visitor's stored variant (NULL: none): /assign's one read.
+EXPERIMENT_AND_VARIANT = (
+    select(*EXPERIMENT_COLUMNS, assignments.c.variant)
+    .select_from(experiments.outerjoin(assignments, and_(assignments.c.experiment == experiments.c.key,
+                                                         assignments.c.visitor_id == bindparam("visitor_id"))))
+    .where(experiments.c.key == bindparam("key")))
+EXPERIMENT_FIELDS = tuple(column.name for column in EXPERIMENT_COLUMNS)
+# Distinct experiment rows whose parse each process keeps (a row changed by any means is a new entry).
+PARSED_EXPERIMENTS = 256
 
 
 def seed(conn: Connection) -> None:
@@ -244,6 +253,10 @@ class AbStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._new_assignments: GroupCommit[tuple[list[str], int]] = GroupCommit(self._save_assignments)
+        self._experiment_and_variant = CompiledRead(engine, EXPERIMENT_AND_VARIANT)
+        # A stored row's values -> its Experiment: parsing and validating a row costs more than reading it.
+        self._parsed = lru_cache(maxsize=PARSED_EXPERIMENTS)(
+            lambda values: _experiment(dict(zip(EXPERIMENT_FIELDS, values, strict=True))))
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE, seed=seed)
@@ -378,9 +391,15 @@ class AbStore:
                                      .where(experiments.c.status == "running")).all())
 
     # assignments -------------------------------------------------------------
-    def get_assignment(self, experiment: str, visitor_id: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(VARIANT_OF, {"experiment": experiment, "visitor_id": visitor_id}).scalar_one_or_none()
+    def experiment_and_assignment(self, key: str, visitor_id: str) -> tuple[Experiment | None, str | None]:
+        """The experiment (None when there is none; UnreadableRecord when its row does not fit the record)
+        and the variant stored for the visitor in it (None: none), in one read. The row is read every
+        time, so a change made by any means is seen at once; only its parse is remembered."""
+        row = self._experiment_and_variant.first(key=key, visitor_id=visitor_id)
+        if row is None:
+            return None, None
+        *values, stored = row
+        return self._parsed(tuple(values)), stored
 
     def save_assignment(self, experiment: str, visitor_id: str, variant: str) -> str:
         """Store the first assignment and return the stored variant: concurrent first requests all

@@ -128,3 +128,26 @@ def test_unknown_route_is_json_404(ab_client):
     response = ab_client.get("/nope")
     assert response.status_code == 404
     assert response.get_json()["error"] == "not_found"
+
+
+def test_assign_sees_a_change_made_straight_in_the_database_at_once(ab_app, ab_client):
+    """/assign reads the experiment's row every time and parses each distinct row once (at most
+    PARSED_EXPERIMENTS of them per process): a row changed by any means is a new parse."""
+    from sqlalchemy import update
+
+    from ab_service.store import PARSED_EXPERIMENTS, experiments
+
+    store = ab_app.extensions["ab_store"]
+    placed = ab_client.get("/assign?visitor_id=v1").get_json()["variant"]
+    first, stored = store.experiment_and_assignment("landing", "v1")
+    again, unknown = store.experiment_and_assignment("landing", "v2")
+    assert (stored, unknown) == (placed, None) and again is first
+    with store.engine.begin() as conn:
+        conn.execute(update(experiments).where(experiments.c.key == "landing").values(status="stopped"))
+    assert ab_client.get("/assign?visitor_id=v1").get_json() == {
+        "visitor_id": "v1", "experiment": "landing", "variant": "A", "in_experiment": False, "status": "stopped"}
+    for n in range(PARSED_EXPERIMENTS + 10):
+        with store.engine.begin() as conn:
+            conn.execute(update(experiments).where(experiments.c.key == "landing").values(description=f"d{n}"))
+        assert store.experiment_and_assignment("landing", "v1")[0].description == f"d{n}"
+    assert store._parsed.cache_info().currsize == PARSED_EXPERIMENTS

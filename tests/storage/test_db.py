@@ -3,10 +3,19 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, column, select, table, text
 from sqlalchemy.exc import OperationalError
 
-from core.db import WriteLock, find_rows, insert_new, make_engine, run_write, upsert_rows, write_transaction
+from core.db import (
+    CompiledRead,
+    WriteLock,
+    find_rows,
+    insert_new,
+    make_engine,
+    run_write,
+    upsert_rows,
+    write_transaction,
+)
 from tests.helpers import run_together
 
 
@@ -41,6 +50,20 @@ def test_insert_new_and_find_rows_handle_more_rows_than_one_statement(engine):
         assert len(insert_new(conn, "pairs", ("a", "b", "note"), rows, key=("a", "b"))) == 1234
         found = find_rows(conn, "pairs", ("a", "b"), ("b",), [(f"k{i % 7}", i) for i in range(0, 1300, 2)])
     assert sorted(b for (b,) in found) == list(range(0, 1234, 2))
+
+
+def test_compiled_read_answers_the_first_row_with_its_parameters_by_name(engine):
+    pairs = table("pairs", column("a"), column("b"), column("note"))
+    read = CompiledRead(engine, select(pairs.c.note, pairs.c.b).where(
+        pairs.c.b == bindparam("b"), pairs.c.a == bindparam("a")).order_by(pairs.c.note))
+    with write_transaction(engine) as conn:
+        insert_new(conn, "pairs", ("a", "b", "note"), [("x", 1, "one"), ("y", 1, "two")], key=("a", "b"))
+    assert tuple(read.first(a="y", b=1)) == ("two", 1)
+    assert tuple(read.first(b=1, a="x")) == ("one", 1)
+    assert read.first(a="x", b=2) is None
+    with write_transaction(engine) as conn:
+        conn.execute(text("UPDATE pairs SET note = 'changed' WHERE a = 'x'"))
+    assert tuple(read.first(a="x", b=1)) == ("changed", 1)  # read afresh each time
 
 
 def test_upsert_rows_inserts_and_updates(engine):
