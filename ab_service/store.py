@@ -423,8 +423,12 @@ class AbStore:
 
         def save(conn: Connection) -> tuple[list[tuple], dict[tuple[str, str], str]]:
             new = insert_new(conn, assignments.name, ASSIGNMENT_COLUMNS, rows, key=ASSIGNMENT_COLUMNS[:2])
-            return new, {(e, v): variant for e, v, variant in find_rows(
-                conn, assignments.name, ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], keys)}
+            stored = {(e, v): variant for e, v, variant, _ in new}  # only the keys stored before are read
+            before = [key for key in keys if key not in stored]
+            if before:
+                stored.update(((e, v), variant) for e, v, variant in find_rows(
+                    conn, assignments.name, ASSIGNMENT_COLUMNS[:2], ASSIGNMENT_COLUMNS[:3], before))
+            return new, stored
 
         new, stored = run_write(self.engine, save)  # in one transaction, run again after a deadlock
         inserted = {id(row) for row in new}  # the rows written, as given (a key repeated: its first row)
