@@ -118,30 +118,49 @@ def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 
 class CompiledRead:
-    """A Core SELECT compiled once for an engine and run straight on a pooled DBAPI connection: for
-    the hottest reads, where SQLAlchemy's per-execution work (a Connection, an execution context,
-    result metadata) costs several times the query itself. Columns come back as the driver gives
-    them, so the statement should select plain column types (TEXT, numbers), as a CAST does."""
+    """A Core SELECT compiled once for an engine and run straight on a DBAPI connection: for the
+    hottest reads, where SQLAlchemy's per-execution work (a Connection, an execution context, result
+    metadata, the pool's check-out and reset) costs several times the query itself. On a SQLite file
+    each thread keeps a connection of its own for it (a SELECT there is a transaction of its own, so
+    every read sees what is committed); elsewhere a pooled connection per read. Columns come back as
+    the driver gives them, so the statement should select plain column types (TEXT, numbers), as a
+    CAST does."""
 
     def __init__(self, engine: Engine, statement):
         compiled = statement.compile(dialect=engine.dialect)
         self.engine = engine
         self.sql = str(compiled)
         self._positions = compiled.positiontup  # the parameters' order for a positional paramstyle (SQLite)
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._threads = threading.local() if database and database != ":memory:" else None
 
     def first(self, **params) -> tuple | None:
         """The first row, or None."""
         values = tuple(params[name] for name in self._positions) if self._positions else params
+        if self._threads is not None:
+            return _first(self._thread_connection(), self.sql, values)
         connection = self.engine.raw_connection()
         try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(self.sql, values)
-                return cursor.fetchone()
-            finally:
-                cursor.close()
+            return _first(connection, self.sql, values)
         finally:
             connection.close()  # back to the pool, rolled back
+
+    def _thread_connection(self):
+        connection = getattr(self._threads, "connection", None)
+        if connection is None:
+            pooled = self.engine.raw_connection()  # made as the engine makes them (its pragmas)
+            pooled.detach()  # this thread's from now on, closed when the thread ends
+            connection = self._threads.connection = pooled.dbapi_connection
+        return connection
+
+
+def _first(connection, sql: str, values) -> tuple | None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, values)
+        return cursor.fetchone()
+    finally:
+        cursor.close()  # the statement ends, and with it SQLite's read transaction
 
 
 def make_engine(url: str) -> Engine:
