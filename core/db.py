@@ -120,37 +120,46 @@ def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
 class CompiledRead:
     """A Core SELECT compiled once for an engine and run straight on a DBAPI connection: for the
     hottest reads, where SQLAlchemy's per-execution work (a Connection, an execution context, result
-    metadata, the pool's check-out and reset) costs several times the query itself. On a SQLite file
-    each thread keeps a connection of its own for it (a SELECT there is a transaction of its own, so
-    every read sees what is committed); elsewhere a pooled connection per read. Columns come back as
-    the driver gives them, so the statement should select plain column types (TEXT, numbers), as a
-    CAST does."""
+    metadata, the pool's check-out, ping and reset) costs several times the query itself. Each thread
+    keeps a connection of its own for it, in autocommit (every read sees what is committed, and holds
+    nothing open between reads); one that fails is closed and the read made once more on a new one
+    (a database restarted meanwhile). In-memory SQLite, a database per connection, reads through the
+    pool. Columns come back as the driver gives them, so the statement should select plain column
+    types (TEXT, numbers), as a CAST does."""
 
     def __init__(self, engine: Engine, statement):
         compiled = statement.compile(dialect=engine.dialect)
         self.engine = engine
         self.sql = str(compiled)
         self._positions = compiled.positiontup  # the parameters' order for a positional paramstyle (SQLite)
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
-        self._threads = threading.local() if database and database != ":memory:" else None
+        in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+        self._threads = None if in_memory else threading.local()
 
     def first(self, **params) -> tuple | None:
         """The first row, or None."""
         values = tuple(params[name] for name in self._positions) if self._positions else params
-        if self._threads is not None:
-            return _first(self._thread_connection(), self.sql, values)
-        connection = self.engine.raw_connection()
-        try:
-            return _first(connection, self.sql, values)
-        finally:
-            connection.close()  # back to the pool, rolled back
+        if self._threads is None:
+            connection = self.engine.raw_connection()
+            try:
+                return _first(connection, self.sql, values)
+            finally:
+                connection.close()  # back to the pool, rolled back
+        kept = getattr(self._threads, "connection", None)
+        if kept is not None:
+            try:
+                return _first(kept, self.sql, values)
+            except self.engine.dialect.loaded_dbapi.Error:
+                self._threads.connection = None
+                _close_quietly(kept)
+        return _first(self._new_thread_connection(), self.sql, values)
 
-    def _thread_connection(self):
-        connection = getattr(self._threads, "connection", None)
-        if connection is None:
-            pooled = self.engine.raw_connection()  # made as the engine makes them (its pragmas)
-            pooled.detach()  # this thread's from now on, closed when the thread ends
-            connection = self._threads.connection = pooled.dbapi_connection
+    def _new_thread_connection(self):
+        pooled = self.engine.raw_connection()  # made as the engine makes them (its pragmas), checked alive
+        pooled.detach()  # this thread's from now on, closed when the thread ends
+        connection = pooled.dbapi_connection
+        connection.rollback()
+        self.engine.dialect.set_isolation_level(connection, "AUTOCOMMIT")
+        self._threads.connection = connection
         return connection
 
 
@@ -160,7 +169,14 @@ def _first(connection, sql: str, values) -> tuple | None:
         cursor.execute(sql, values)
         return cursor.fetchone()
     finally:
-        cursor.close()  # the statement ends, and with it SQLite's read transaction
+        cursor.close()
+
+
+def _close_quietly(connection) -> None:
+    try:
+        connection.close()
+    except Exception as exc:  # noqa: BLE001 - a broken connection may fail to close; it is dropped either way
+        log.debug("closing a failed connection: %s", exc)
 
 
 def make_engine(url: str) -> Engine:

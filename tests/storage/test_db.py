@@ -66,6 +66,23 @@ def test_compiled_read_answers_the_first_row_with_its_parameters_by_name(engine)
     assert tuple(read.first(a="x", b=1)) == ("changed", 1)  # read afresh each time
 
 
+def test_compiled_read_replaces_a_connection_that_failed(engine):
+    """Each thread keeps a connection for its reads; one that breaks (a database restarted) is
+    dropped and the read made again on a new one."""
+    pairs = table("pairs", column("a"), column("b"), column("note"))
+    read = CompiledRead(engine, select(pairs.c.note).where(pairs.c.a == bindparam("a")))
+    with write_transaction(engine) as conn:
+        insert_new(conn, "pairs", ("a", "b", "note"), [("x", 1, "one")], key=("a", "b"))
+    assert tuple(read.first(a="x")) == ("one",)
+    read._threads.connection.close()
+    assert tuple(read.first(a="x")) == ("one",)
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(read.first(a="x")))  # a thread of its own
+    thread.start()
+    thread.join()
+    assert [tuple(a) for a in answers] == [("one",)]
+
+
 def test_upsert_rows_inserts_and_updates(engine):
     with write_transaction(engine) as conn:
         upsert_rows(conn, "pairs", ("a", "b", "note"), ("a", "b"), [("x", 1, "old")], "note = excluded.note")
