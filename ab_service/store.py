@@ -226,7 +226,7 @@ EXPERIMENT_COLUMNS = [cast(c, Text).label(c.name) if c.name in EXPERIMENT_JSON e
                       for c in experiments.c if c.name in ExperimentRecord.model_fields]
 FLAG_COLUMNS = [c for c in flags.c if c.name in FlagRecord.model_fields]
 ASSIGNMENT_COLUMNS = ("experiment", "visitor_id", "variant", "assigned_at")
-# Built once: the assignment path runs them on every request.
+# Built once: the experiment and assignment paths run them on every request.
 EXPERIMENT_BY_KEY = select(*EXPERIMENT_COLUMNS).where(experiments.c.key == bindparam("key"))
 # The experiment's row and, as its last column, the visitor's stored variant (NULL: none): /assign's one read.
 EXPERIMENT_AND_VARIANT = (
