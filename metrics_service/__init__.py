@@ -25,8 +25,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     store = MetricsStore(engine, segment_limit=settings.segment_values)
     store.init_schema()
-    app.extensions["metrics_store"] = store
-    app.extensions["catalogue_store"] = CatalogueStore(engine)
+    app.extensions["metrics_store"] = store.start_folding()  # the aggregates kept off the ingest request
+    app.extensions["catalogue_store"] = CatalogueStore(engine, store.settle)
     if settings.event_retention_days and settings.retention_check_seconds > 0:
         from metrics_service.retention import RetentionThread
 

@@ -2,7 +2,7 @@
 sums that feed count and value readouts (kept at ingest, see metric_aggregates.py)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -18,8 +18,11 @@ METRIC_FIELDS = ("key", "name", "event_type", "kind", "direction", "cap")
 
 
 class CatalogueStore:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, settle: Callable[[], None] = lambda: None):
+        """`settle`: folds the events ingest queued (MetricsStore.settle); readouts of the aggregates
+        call it first."""
         self.engine = engine
+        self.settle = settle
 
     # event types ---------------------------------------------------------------
     def event_types(self) -> list[dict[str, Any]]:
@@ -85,6 +88,7 @@ class CatalogueStore:
         """Per variant: exposed visitors, and the metric's sums over those with its event."""
         sums, cohorts = metric_tables.agg_metric, aggregates.agg_cohorts
         exposed = EVENT_BITS[EXPOSURE]
+        self.settle()
         with self.engine.connect() as conn:
             visitors = {r.variant: int(r.visitors) for r in conn.execute(
                 select(cohorts.c.variant, func.sum(cohorts.c.visitors).label("visitors"))
@@ -111,6 +115,7 @@ class CatalogueStore:
         day = (cohorts.c.cohort_hour - cohorts.c.cohort_hour % 86_400_000).label("day")
         scope = ([cohorts.c.experiment == experiment] if experiment
                  else [cohorts.c.experiment == ANY, cohorts.c.variant == ANY])
+        self.settle()
         with self.engine.connect() as conn:
             return {int(r.day): int(r.visitors) for r in conn.execute(
                 select(day, func.sum(cohorts.c.visitors).label("visitors"))

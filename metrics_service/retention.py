@@ -39,6 +39,7 @@ def purge(store: MetricsStore, cutoff: int, batch: int = BATCH, keep_going: Call
           pause: float = PAUSE_SECONDS) -> int:
     """Delete every raw event older than cutoff, batch by batch; how many were deleted. Stops early
     when keep_going() is false (the lease was lost)."""
+    store.settle()  # events still queued for folding are kept: the queue is short from here on
     deleted = 0
     while True:
         count = store.delete_events_before(cutoff, batch)

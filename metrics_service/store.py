@@ -2,6 +2,11 @@
 read only the aggregates, so their cost does not grow with the number of events)."""
 from __future__ import annotations
 
+import functools
+import logging
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +44,7 @@ from metrics_service.metric_aggregates import MetricAggregates, newly_exposed
 from metrics_service.series import DAY_MS, HOUR_MS, bucket_start
 from metrics_service.visitor_memory import MEMORY_VISITORS, Known
 
+log = logging.getLogger(__name__)
 metadata = MetaData()
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_metrics"
@@ -68,6 +74,17 @@ job_leases = Table(
     Column("lease_until", BigInteger, nullable=False),  # ms since the epoch; free after it
     Column("next_run", BigInteger, nullable=False),  # ms since the epoch; due from then on
 )
+
+# The counted events stored and not yet folded into the aggregates (see MetricsStore.fold_queued).
+fold_queue = Table(
+    "fold_queue",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+)
+FOLD_ROWS = 2000  # events folded per transaction: the write lock is held for tens of milliseconds
+FOLD_DELAY = 0.05  # seconds the folder lets ingest gather after being woken: fewer, larger folds
+FOLD_POLL = 2.0  # seconds between looks at the queue when not woken (another process's leftovers)
 
 # The context of each counted exposure that carried one (see core.events.Context), its values folded.
 event_context = Table(
@@ -136,6 +153,16 @@ class EventFilter:
         return conditions
 
 
+def settled(read: Callable) -> Callable:
+    """A store method that reads the aggregates: it folds what ingest queued first (MetricsStore.settle),
+    so its answer counts every event acknowledged before it was called."""
+    @functools.wraps(read)
+    def settled_read(self, *args, **kwargs):
+        self.settle()
+        return read(self, *args, **kwargs)
+    return settled_read
+
+
 def has(mask_column, bits: int):
     return mask_column.op("&")(bits) == bits
 
@@ -151,18 +178,24 @@ class MetricsStore:
         self._admitted: set[tuple[str, str]] = set()  # (dimension, value) known to be kept
         self._full: set[str] = set()  # dimensions known to hold segment_limit values
         self._refused: set[tuple[str, str]] = set()  # values of full dimensions known not to be kept
+        self._folder: Folder | None = None  # folding in the background (start_folding), else in insert_events
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
 
     def insert_events(self, rows: Sequence[EventRow], contexts: Sequence[Context | None] | None = None) -> int:
-        """Store rows (with their exposures' contexts, when given: one per row, None for none) and fold
-        them into the aggregates in one transaction, shared with the requests arriving at the same time
-        (group commit); rows whose event_id is already stored are skipped. Returns how many of these
-        rows were new."""
+        """Store rows (with their exposures' contexts, when given: one per row, None for none) in one
+        transaction, shared with the requests arriving at the same time (group commit), and queue the
+        counted ones for folding into the aggregates (see fold_queued); rows whose event_id is already
+        stored are skipped. Returns how many of these rows were new."""
         if not rows:
             return 0
-        return self._group.submit(list(zip(rows, contexts or [None] * len(rows), strict=True)))
+        stored = self._group.submit(list(zip(rows, contexts or [None] * len(rows), strict=True)))
+        if self._folder is not None:
+            self._folder.wake()
+        else:
+            self.settle()
+        return stored
 
     def _write(self, batches: list[Sequence[tuple[EventRow, Context | None]]]) -> list[int]:
         """One transaction for several callers' rows (run again after a deadlock); how many rows of
@@ -194,19 +227,72 @@ class MetricsStore:
         folded, remember_values = self._fold(conn, [contexts[row.event_id] for row in exposed])
         insert_rows(conn, event_context.name, tuple(event_context.c.keys()),
                     [(row.event_id, *values) for row, values in zip(exposed, folded, strict=True)])
+        insert_rows(conn, fold_queue.name, ("event_id",), [(row.event_id,) for row in counted])
+        return counts, remember_values
+
+    # Folding: the aggregates follow the raw events a moment behind; readouts settle first ------------
+
+    def start_folding(self, delay: float = FOLD_DELAY, poll: float = FOLD_POLL) -> MetricsStore:
+        """Fold queued events in a background thread of this process (woken by each ingest, after
+        `delay` seconds to let more gather; every `poll` seconds anyway, for what other processes
+        left) instead of in the ingest request. Readouts call settle() first, so they stay exact."""
+        self._folder = Folder(self, delay, poll).start()
+        return self
+
+    def stop_folding(self) -> None:
+        """Stop the background folder (what is queued stays queued: a readout or another process folds it)."""
+        if self._folder is not None:
+            self._folder.stop()
+            self._folder = None
+
+    def settle(self) -> None:
+        """Fold every event queued before this call (waiting for other processes folding some of
+        them): what a readout calls first, so it counts every event acknowledged before it began."""
+        with self.engine.connect() as conn:
+            last = conn.execute(select(func.max(fold_queue.c.seq))).scalar_one()
+        while last is not None:
+            if self.fold_queued(upto=last):
+                continue
+            with self.engine.connect() as conn:
+                waiting = conn.execute(select(fold_queue.c.seq).where(fold_queue.c.seq <= last).limit(1)).first()
+            if waiting is None:
+                return
+            time.sleep(0.005)  # another thread or process is folding them (their entries are locked)
+
+    def fold_queued(self, limit: int = FOLD_ROWS, upto: int | None = None) -> int:
+        """Fold up to `limit` queued events (the oldest first, none after `upto`) into the aggregates
+        and delete their entries, in one transaction; how many. On PostgreSQL entries another process
+        is folding are skipped, not waited for."""
+        taken, remember = run_write(self.engine, lambda conn: self._fold_queued(conn, limit, upto))
+        remember()
+        return taken
+
+    def _fold_queued(self, conn: Connection, limit: int, upto: int | None) -> tuple[int, Callable[[], None]]:
+        query = select(fold_queue.c.seq, fold_queue.c.event_id).order_by(fold_queue.c.seq).limit(limit)
+        if upto is not None:
+            query = query.where(fold_queue.c.seq <= upto)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        taken = conn.execute(query).all()
+        if not taken:
+            return 0, lambda: None
+        conn.execute(delete(fold_queue).where(fold_queue.c.seq.in_([seq for seq, _ in taken])))
+        dimensions = [event_context.c[name] for name in DIMENSIONS]
+        found = find_rows(conn, events.name, ("event_id",), EventRow._fields, [(event_id,) for _, event_id in taken])
+        contexts = {row[0]: tuple(row[1:]) for row in find_rows(
+            conn, event_context.name, ("event_id",), ("event_id", *(c.name for c in dimensions)),
+            [(event_id,) for _, event_id in taken])}
+        order = {event_id: seq for seq, event_id in taken}
+        counted = sorted((EventRow(*row) for row in found), key=lambda row: order[row.event_id])
+        exposed = [row for row in counted if row.event_id in contexts]
 
         def metric_sums(old: dict, changed: dict) -> None:
             metric_tables.apply(conn, counted, newly_exposed(old, changed))
 
         remember = aggregates.apply(conn, [Counted(*row[1:6]) for row in counted], self._known,
-                                    [Exposure(row.experiment, row.variant, row.visitor_id, row.ts, row.event_id, values)
-                                     for row, values in zip(exposed, folded, strict=True)], metric_sums)
-
-        def remember_all() -> None:
-            remember()
-            remember_values()
-
-        return counts, remember_all
+                                    [Exposure(row.experiment, row.variant, row.visitor_id, row.ts, row.event_id,
+                                              contexts[row.event_id]) for row in exposed], metric_sums)
+        return len(taken), remember
 
     def _fold(self, conn: Connection, contexts: list[Context]) -> tuple[list[Context], Callable[[], None]]:
         """The contexts with each value a dimension does not keep replaced by OTHER. A new value is kept
@@ -248,11 +334,15 @@ class MetricsStore:
         return folded, remember
 
     def rebuild_aggregates(self) -> None:
+        """Every aggregate made again from the stored events (which the queue's entries are among:
+        folded by the rebuild, they leave the queue in the same transaction)."""
         registered = select(metric_tables.event_types.c.key)
         with self.engine.begin() as conn:
+            conn.execute(delete(fold_queue))
             aggregates.rebuild(conn, events, event_context, registered)
             metric_tables.rebuild(conn, events, counts(events, registered))
 
+    @settled
     def count_events(self, flt: EventFilter = EventFilter()) -> int:
         """Counted (not excluded) events matching the filter."""
         table, conditions = self._event_table(flt)
@@ -302,6 +392,7 @@ class MetricsStore:
             return [{k: (v if k in ("variant", "value") else int(v or 0)) for k, v in row.items()}
                     for row in conn.execute(query).mappings()]
 
+    @settled
     def matrix(self, flt: EventFilter) -> list[dict[str, Any]]:
         """Events and unique visitors per (variant, event_type)."""
         table, conditions = self._event_table(flt)
@@ -318,6 +409,7 @@ class MetricsStore:
                  "visitors": visitors.get(c["variant"], {}).get(c["event_type"], 0)
                  or registered.get((c["variant"], c["event_type"]), 0)} for c in cells]
 
+    @settled
     def registered_type_visitors(self, flt: EventFilter, types: Sequence[str], by_variant: bool) -> dict[tuple, int]:
         """Visitors with each registered (non-built-in) event type, per (variant or None, type), counted
         by their cohort as the built-in types are: from the per-visitor rows of metric_aggregates (the
@@ -345,6 +437,7 @@ class MetricsStore:
         with self.engine.connect() as conn:
             return {(r.variant, r.event_type): int(r.visitors) for r in conn.execute(query)}
 
+    @settled
     def unique_visitors(self, flt: EventFilter, group_by: str | None = None) -> dict[str | None, int]:
         """Distinct visitors overall (key None) or per variant / event_type."""
         if group_by == "event_type":
@@ -356,6 +449,7 @@ class MetricsStore:
             return {row["variant"]: row["visitors"] for row in rows}
         return {None: rows[0]["visitors"]}
 
+    @settled
     def exposure_conversions(self, flt: EventFilter, metrics: Sequence[str], dimension: str | None = None,
                              by_variant: bool = True) -> list[dict[str, Any]]:
         """Per variant (and value of `dimension`, when given): visitors with a page_view, and how many of
@@ -371,6 +465,7 @@ class MetricsStore:
             return [t for t in conn.execute(select(table.c.event_type).where(*flt.keys(table)).distinct()).scalars()
                     if t not in EVENT_BITS]
 
+    @settled
     def funnel(self, flt: EventFilter, steps: Sequence[str]) -> list[dict[str, Any]]:
         """Per variant: visitors who reached each step having reached every step before it."""
         plain = replace(flt, event_type=None)
@@ -380,6 +475,7 @@ class MetricsStore:
             measures[step] = bits
         return self._cohort_sums(plain, True, **measures)
 
+    @settled
     def timeseries(self, flt: EventFilter, interval_ms: int) -> list[dict[str, Any]]:
         """Events and unique visitors per (time bucket, variant); bucket = start of the interval in ms."""
         table, conditions = self._event_table(flt)
@@ -397,6 +493,7 @@ class MetricsStore:
         return [{"bucket": b, "variant": v, "events": n, "visitors": visitors.get((b, v), 0)}
                 for (b, v), n in sorted(counts.items())]
 
+    @settled
     def cohorts(self, flt: EventFilter, metric: str) -> list[tuple[str, int, int, int]]:
         """Per (variant, cohort hour): visitors exposed (page_view) and how many of them converted."""
         table, conditions = self._cohort_table(flt)
@@ -469,9 +566,11 @@ class MetricsStore:
     def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
         """Delete up to `limit` raw events older than cutoff_ms, with their contexts, in one short write
         transaction; how many were deleted. The aggregates are left as they are: they still count the
-        deleted events."""
+        deleted events. An event still queued for folding is kept until it is folded."""
+        queued = select(fold_queue.c.seq).where(fold_queue.c.event_id == events.c.event_id).exists()
+
         def work(conn: Connection) -> int:
-            oldest = conn.execute(select(events.c.id, events.c.event_id).where(events.c.ts < cutoff_ms)
+            oldest = conn.execute(select(events.c.id, events.c.event_id).where(events.c.ts < cutoff_ms, ~queued)
                                   .limit(limit)).all()
             if oldest:
                 conn.execute(delete(event_context).where(event_context.c.event_id.in_([r.event_id for r in oldest])))
@@ -506,3 +605,41 @@ class MetricsStore:
         run_write(self.engine, lambda conn: conn.execute(update(job_leases).where(
             job_leases.c.name == name, job_leases.c.holder == holder,
         ).values(holder=None, lease_until=0, next_run=next_run_ms)))
+
+
+class Folder:
+    """The background thread of start_folding. It holds its store weakly: a store no longer used
+    (an app dropped, in tests) lets the thread end."""
+
+    def __init__(self, store: MetricsStore, delay: float, poll: float):
+        self._store = weakref.ref(store)
+        self.delay, self.poll = delay, poll
+        self._woken = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fold-aggregates", daemon=True)
+
+    def start(self) -> Folder:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._woken.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            if self._woken.wait(self.poll):
+                self._stopped.wait(self.delay)  # let more gather
+            self._woken.clear()
+            store = self._store()
+            if store is None or self._stopped.is_set():
+                return
+            try:
+                store.settle()
+            except Exception:  # noqa: BLE001 - the database is away: queued events wait, nothing is lost
+                log.exception("folding queued events into the aggregates failed; trying again later")
+            del store

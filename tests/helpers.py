@@ -129,9 +129,11 @@ def assert_metric_sums_equal(maintained: dict, rebuilt: dict) -> None:
 
 
 def assert_matches_rebuild(store) -> None:
-    """The aggregates a MetricsStore kept at ingest equal the ones rebuilt from its raw events."""
+    """The aggregates a MetricsStore kept at ingest (every queued event folded) equal the ones rebuilt
+    from its raw events."""
     from metrics_service.store import aggregates
 
+    store.settle()
     with store.engine.connect() as conn:
         maintained = snapshot(conn, aggregates)
         maintained_sums = metric_snapshot(conn)
@@ -156,6 +158,8 @@ def flask_app(service: str, **env: str) -> Iterator[Flask]:
     try:
         yield app
     finally:
+        if "metrics_store" in app.extensions:
+            app.extensions["metrics_store"].stop_folding()
         for name in ("ab_store", "metrics_store"):
             if name in app.extensions:
                 app.extensions[name].engine.dispose()

@@ -52,6 +52,19 @@ def random_events(rng: random.Random, count: int, leave_out: str | None = None, 
 CUSTOM = "pricing_click"  # a registered event type
 
 
+def random_batches(rng: random.Random, count: int, largest: int) -> list[list[tuple]]:
+    """`count` random events as (row, context) pairs, cut into batches of 1 to `largest`."""
+    generated = random_events(rng, count)
+    half = count // 2  # parse_events takes at most 1,000 events at a time
+    rows = [pair for part in (generated[:half], generated[half:]) for pair in zip(*stored_form(part), strict=True)]
+    batches = []
+    while rows:
+        size = rng.randint(1, largest)
+        batches.append(rows[:size])
+        rows = rows[size:]
+    return batches
+
+
 def define_metrics(engine) -> None:
     """The custom event type, and metrics of each kind on it and on a built-in type (one capped)."""
     catalogue = CatalogueStore(engine)
@@ -207,6 +220,7 @@ def test_an_event_counted_while_its_visitors_context_changes_lands_in_the_new_se
     clicked = threading.Thread(target=second.insert_events, args=stored_form([event(100, "cta_click")]))
     with write_transaction(first.engine) as conn:
         first._store(conn, [list(zip(*stored_form([event(0, "page_view", "desktop")]), strict=True))])
+        first._fold_queued(conn, 10, None)  # the move, held open
         clicked.start()
         clicked.join(0.5)
     clicked.join(30)
@@ -235,9 +249,11 @@ def test_upgrade_adds_the_rows_across_experiments(db_url):
         for name in ("visitor_state", "agg_cohorts", "visitor_periods", "agg_active"):
             table = getattr(aggregates, name)
             conn.execute(delete(table).where(table.c.experiment == ANY))
-    store = MetricsStore(engine)
-    assert store.unique_visitors(EventFilter())[None] == 0
+    cohorts = aggregates.agg_cohorts
+    with engine.connect() as conn:  # read before the upgrade, as the code of the time read them
+        assert conn.execute(select(func.count()).where(cohorts.c.experiment == ANY)).scalar_one() == 0
     upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
+    store = MetricsStore(engine)
     visitors = len({row.visitor_id for row in rows.values() if row.excluded is None})
     assert store.unique_visitors(EventFilter())[None] == visitors > 0
     assert_matches_rebuild(store)
@@ -304,14 +320,7 @@ def test_several_processes_on_one_database_stay_exact(db_url, memory):
     first, second = (MetricsStore(make_engine(db_url), memory=memory) for _ in range(2))
     first.init_schema()
     define_metrics(first.engine)
-    rng = random.Random(21)
-    generated = random_events(rng, 1200)
-    rows = [pair for part in (generated[:600], generated[600:]) for pair in zip(*stored_form(part), strict=True)]
-    batches = []
-    while rows:
-        size = rng.randint(1, 60)
-        batches.append(rows[:size])
-        rows = rows[size:]
+    batches = random_batches(random.Random(21), 1200, 60)
     for i, batch in enumerate(batches[:len(batches) // 2]):  # interleaved
         (first, second)[i % 2].insert_events(*zip(*batch, strict=True))
     rest = batches[len(batches) // 2:]
