@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import requests
 from sqlalchemy.engine import make_url
 
-from bench.services import INGEST_KEY, Memory, Servers
+from bench.services import ADMIN_TOKEN, INGEST_KEY, Memory, Servers
 from bench.settings import Settings
 from bench.wrk import Figure, Round, Target, compare, load
 from harness.postgres import Schemas
@@ -22,16 +23,24 @@ RAW_POSTGRES_ROWS = 100_000
 ARGS = {"key": INGEST_KEY}
 
 
+def settled(url: str):
+    """A readout of the service at url: it answers once every event acknowledged before it is folded
+    into the aggregates, so a figure that calls it after each round counts the folding in its time."""
+    def settle() -> None:
+        requests.get(f"{url}/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=600).raise_for_status()
+    return settle
+
+
 def single(settings: Settings, data: Path, memory: list[Memory]) -> dict[str, Figure]:
     """metrics_service on SQLite (and on PostgreSQL with settings.database_url) and the ceiling, all
     running at once and loaded in turn; every request one event of a first-time visitor."""
     with Servers(data / "single", memory, "single-event ingest") as servers:
         metrics = servers.gunicorn("metrics_service")
-        targets = [Target("SQLite", metrics.url, "events.lua", ARGS, [metrics])]
+        targets = [Target("SQLite", metrics.url, "events.lua", ARGS, [metrics], settle=settled(metrics.url))]
         if settings.database_url:
             pg = servers.gunicorn("metrics_service", "metrics_service (PostgreSQL)",
                                   DATABASE_URL=servers.schema(settings.database_url))
-            targets.append(Target("PostgreSQL", pg.url, "events.lua", ARGS, [pg]))
+            targets.append(Target("PostgreSQL", pg.url, "events.lua", ARGS, [pg], settle=settled(pg.url)))
         ceiling = servers.gunicorn("ceiling")
         targets.append(Target("ceiling", ceiling.url, "events.lua", ARGS, [ceiling]))
         return compare(targets, settings)
@@ -104,13 +113,13 @@ def batch(settings: Settings, data: Path, memory: list[Memory]) -> dict[str, tup
     with Servers(data / "batch", memory, "batch ingest") as servers:
         metrics = servers.gunicorn("metrics_service")
         backends = {"SQLite": (Target("SQLite", metrics.url, "batch.lua", {**ARGS, "size": str(BATCH)}, [metrics],
-                                      settings.batch_connections, BATCH),
+                                      settings.batch_connections, BATCH, settled(metrics.url)),
                                lambda n: raw_sqlite(data / "batch" / f"raw-{n}.db"))}
         if settings.database_url:
             pg = servers.gunicorn("metrics_service", "metrics_service (PostgreSQL)",
                                   DATABASE_URL=servers.schema(settings.database_url))
             backends["PostgreSQL"] = (Target("PostgreSQL", pg.url, "batch.lua", {**ARGS, "size": str(BATCH)}, [pg],
-                                             settings.batch_connections, BATCH),
+                                             settings.batch_connections, BATCH, settled(pg.url)),
                                       lambda n: raw_postgres(settings.database_url))
         for target, _ in backends.values():
             load(target, settings, 1)  # warm-up

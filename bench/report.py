@@ -54,7 +54,9 @@ def yes(condition: bool) -> str:
 
 
 def rate(figure: Figure, unit: str = "req/s") -> str:
-    return f"{figure.rate:,.0f} {unit}, p50 {figure.p50_ms:.1f} ms, p99 {figure.p99_ms:.1f} ms"
+    settled = f" ({figure.settle_seconds:.1f} s of folding after the rounds counted)" \
+        if figure.settle_seconds >= 0.05 else ""
+    return f"{figure.rate:,.0f} {unit}, p50 {figure.p50_ms:.1f} ms, p99 {figure.p99_ms:.1f} ms{settled}"
 
 
 def generator(figure: Figure) -> str:

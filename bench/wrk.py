@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,9 @@ class Target:
     servers: Sequence[ServiceProcess] = ()
     connections: int | None = None  # instead of the settings' number
     items_per_request: int = 1
+    # Called after each run until the server has done all the work the run left it (metrics_service
+    # folds queued events into its aggregates after answering): that time counts in the figure's rate.
+    settle: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Round:
     generator_cpu: float  # wrk's user + system CPU seconds
     server_cpu: float  # the servers' user + system CPU seconds over the same interval
     first_error: str = ""
+    settle_seconds: float = 0.0  # after wrk ended, until the target's settle() returned
 
     @property
     def generator_share(self) -> float:
@@ -92,9 +96,13 @@ class Figure:
 
     @property
     def rate(self) -> float:
-        """Items (requests, or events for batches) per second."""
-        seconds = sum(r.seconds for r in self.rounds)
+        """Items (requests, or events for batches) per second, the time to settle included."""
+        seconds = sum(r.seconds + r.settle_seconds for r in self.rounds)
         return self.requests * self.items_per_request / seconds if seconds else 0.0
+
+    @property
+    def settle_seconds(self) -> float:
+        return sum(r.settle_seconds for r in self.rounds)
 
     @property
     def p50_ms(self) -> float:
@@ -126,8 +134,8 @@ class Figure:
 
     @property
     def server_cores(self) -> float:
-        """CPU cores the servers used on average while loaded."""
-        wall = sum(r.wall for r in self.rounds)
+        """CPU cores the servers used on average while loaded (and settling)."""
+        wall = sum(r.wall + r.settle_seconds for r in self.rounds)
         return sum(r.server_cpu for r in self.rounds) / wall if wall else 0.0
 
 
@@ -160,6 +168,10 @@ def run(target: Target, seconds: int, threads: int, connections: int) -> Round:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)  # the child's own CPU accounting, all its threads
         wall = time.perf_counter() - started
+        settle_seconds = 0.0
+        if target.settle is not None:
+            target.settle()
+            settle_seconds = time.perf_counter() - started - wall
         server_cpu = cpu_seconds(pids) - server_before
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -171,7 +183,7 @@ def run(target: Target, seconds: int, threads: int, connections: int) -> Round:
         requests=figures["requests"], seconds=figures["duration_us"] / 1e6, non_2xx=figures["non_2xx"],
         socket_errors=figures["socket_errors"], p50_ms=figures["p50_us"] / 1000, p99_ms=figures["p99_us"] / 1000,
         threads=figures["threads"], wall=wall, generator_cpu=usage.ru_utime + usage.ru_stime,
-        server_cpu=server_cpu, first_error=figures["first_error"])
+        server_cpu=server_cpu, first_error=figures["first_error"], settle_seconds=settle_seconds)
 
 
 def load(target: Target, settings: Settings, seconds: int | None = None) -> Round:

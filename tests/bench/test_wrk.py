@@ -20,6 +20,16 @@ def test_rates_add_up_over_rounds_and_ratios_compare_them():
     assert Figure("batch", (round_(10, 1.0),), items_per_request=500).rate == 5000
 
 
+def test_the_time_a_server_takes_to_settle_after_a_round_counts_in_its_rate():
+    """metrics_service folds queued events after answering: the time its readout takes to settle
+    after each round is part of the figure's time, so work left behind does not flatter the rate."""
+    from dataclasses import replace
+
+    settled = Figure("f", (replace(round_(1000, 1.0), settle_seconds=1.0), round_(1000, 1.0)))
+    assert settled.rate == pytest.approx(2000 / 3)
+    assert settled.settle_seconds == 1.0
+
+
 def test_a_saturated_generator_or_a_failed_request_withholds_the_ratio():
     ceiling = Figure("c", (round_(4000),))
     busy = Figure("f", (round_(), round_(generator_cpu=SATURATED + 0.05)))
