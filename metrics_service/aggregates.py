@@ -50,6 +50,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
+    union_all,
 )
 
 from core.db import find_rows, insert_new, insert_rows, upsert_rows
@@ -454,17 +456,11 @@ class Aggregates:
                 list(self.context_columns),
                 select(*(ranked.c[name] for name in ("experiment", "variant", "visitor_id", "ts", "event_id",
                                                      *DIMENSIONS))).where(ranked.c.rank == 1)))
-        state, context = self.visitor_state, self.visitor_context
-        cohort = state.c.first_ts - state.c.first_ts % HOUR_MS
-        joined = state.join(context, and_(*(state.c[name] == context.c[name]
-                                            for name in ("experiment", "variant", "visitor_id"))))
-        for name in DIMENSIONS:
-            value = func.coalesce(context.c[name], NONE)
-            conn.execute(self.agg_segments.insert().from_select(
-                ["experiment", "variant", "dimension", "value", "cohort_hour", "mask", "visitors"],
-                select(state.c.experiment, state.c.variant, literal(name), value, cohort, state.c.mask, func.count())
-                .select_from(joined).where(state.c.mask != 0)
-                .group_by(state.c.experiment, state.c.variant, value, cohort, state.c.mask)))
+        state = self.visitor_state
+        counted_states = select(state.c.experiment, state.c.variant, state.c.visitor_id,
+                                (state.c.first_ts - state.c.first_ts % HOUR_MS).label("cohort_hour"),
+                                state.c.mask).where(state.c.mask != 0).subquery("states")
+        self._spread(conn, counted_states, ("cohort_hour", "mask"), self.agg_segments)
 
     def rebuild_event_segments(self, conn: Connection, events: Table, counted) -> None:
         """visitor_events from the counted raw events (`counted`: the condition of `counts`), and the
@@ -477,25 +473,35 @@ class Aggregates:
         conn.execute(self.visitor_events.insert().from_select(
             ["experiment", "variant", "visitor_id", "event_type", "hour", "events"],
             select(*keys, func.count()).where(counted).group_by(*keys)))
-        self._spread(conn, self.visitor_events, ("event_type", "hour"), self.agg_event_segments,
-                     func.sum(self.visitor_events.c.events))
-        self._spread(conn, self.visitor_periods, ("event_type", "kind", "period"), self.agg_active_segments,
-                     func.count())
+        self._spread(conn, self.visitor_events, ("event_type", "hour"), self.agg_event_segments, "events")
+        self._spread(conn, self.visitor_periods, ("event_type", "kind", "period"), self.agg_active_segments)
 
-    def _spread(self, conn: Connection, per_visitor: Table, kept: Sequence[str], per_segment: Table, total) -> None:
-        """per_segment from per_visitor joined with visitor_context: `total` per (experiment, variant,
-        dimension, value, *kept), for each dimension."""
+    def _spread(self, conn: Connection, per_visitor: Any, kept: Sequence[str], per_segment: Table,
+                summed: str | None = None) -> None:
+        """per_segment from the rows of per_visitor (a table or subquery: experiment, variant, visitor_id
+        and the `kept` columns) joined with visitor_context: per (experiment, variant, dimension, value,
+        *kept), the number of rows, or the sum of their column `summed`. As in `by_segment`, visitors who
+        share a context share their rows: the join groups them per context once, and one grouped insert
+        spreads each group over every dimension (a join and a sort per dimension took about three times
+        as long at 1,000,000 events)."""
         context = self.visitor_context
-        joined = per_visitor.join(context, and_(*(per_visitor.c[name] == context.c[name]
-                                                  for name in ("experiment", "variant", "visitor_id"))))
-        columns = (per_visitor.c.experiment, per_visitor.c.variant)
-        rest = [per_visitor.c[name] for name in kept]
-        for name in DIMENSIONS:
-            value = func.coalesce(context.c[name], NONE)
-            conn.execute(per_segment.insert().from_select(
-                list(per_segment.c.keys()),
-                select(*columns, literal(name), value, *rest, total).select_from(joined)
-                .group_by(*columns, value, *rest)))
+        keys = [per_visitor.c[name] for name in ("experiment", "variant", *kept)]
+        values = [context.c[name] for name in DIMENSIONS]
+        total = func.count() if summed is None else func.sum(per_visitor.c[summed])
+        grouped = (select(*keys, *values, total.label("total"))
+                   .select_from(per_visitor.join(context, and_(*(per_visitor.c[name] == context.c[name]
+                                                                 for name in ("experiment", "variant", "visitor_id")))))
+                   .group_by(*keys, *values).subquery("per_context"))
+        dimensions = union_all(*(select(literal(name, String).label("dimension")) for name in DIMENSIONS)
+                               ).subquery("dimensions")
+        value = func.coalesce(case({name: grouped.c[name] for name in DIMENSIONS}, value=dimensions.c.dimension), NONE)
+        spread = (select(*(grouped.c[name] for name in ("experiment", "variant")), dimensions.c.dimension,
+                         value.label("value"), *(grouped.c[name] for name in kept), grouped.c.total)
+                  .select_from(grouped.join(dimensions, true())).subquery("spread"))
+        group = [spread.c[name] for name in ("experiment", "variant", "dimension", "value", *kept)]
+        conn.execute(per_segment.insert().from_select(
+            list(per_segment.c.keys()), select(*group, func.sum(spread.c.total)).group_by(*group)))
+
 
 def counts(events: Table, registered: Any = None):
     """The condition on raw events that the aggregates count: what ingest would count (with
