@@ -441,26 +441,35 @@ class Aggregates:
             self.rebuild_event_segments(conn, events, counted)
 
     def _rebuild_segments(self, conn: Connection, events: Table, contexts: Table, counted) -> None:
-        """visitor_context: each visitor's earliest counted exposure with a context, per level;
-        agg_segments: the visitor states joined with them, per dimension."""
-        exposed = and_(counted, events.c.event_type == EXPOSURE)
-        levels = ([events.c.experiment, events.c.variant], [events.c.variant], [])
-        for (experiment, variant), partition in zip(_scopes(events), levels, strict=True):
-            rank = func.row_number().over(partition_by=[*partition, events.c.visitor_id],
-                                          order_by=[events.c.ts, events.c.event_id]).label("rank")
-            ranked = (select(experiment, variant, events.c.visitor_id, events.c.ts, events.c.event_id,
-                             *(contexts.c[name] for name in DIMENSIONS), rank)
-                      .select_from(events.join(contexts, contexts.c.event_id == events.c.event_id))
-                      .where(exposed).subquery())
-            conn.execute(self.visitor_context.insert().from_select(
-                list(self.context_columns),
-                select(*(ranked.c[name] for name in ("experiment", "variant", "visitor_id", "ts", "event_id",
-                                                     *DIMENSIONS))).where(ranked.c.rank == 1)))
+        """visitor_context: each visitor's earliest counted exposure with a context, per level (in
+        each experiment from the raw events; across experiments the earliest of those, per variant,
+        then overall); agg_segments: the visitor states spread over the segments of their context."""
+        exposed = (select(events.c.experiment, events.c.variant, events.c.visitor_id, events.c.ts.label("exposed_ts"),
+                          events.c.event_id, *(contexts.c[name] for name in DIMENSIONS))
+                   .select_from(events.join(contexts, contexts.c.event_id == events.c.event_id))
+                   .where(counted, events.c.event_type == EXPOSURE))
+        context = self.visitor_context
+        self._insert_earliest(conn, exposed.subquery("exposed"), ("experiment", "variant"))
+        self._insert_earliest(conn, select(context).where(context.c.experiment != ANY).subquery("each_experiment"),
+                              ("variant",))
+        self._insert_earliest(conn, select(context).where(context.c.experiment == ANY, context.c.variant != ANY)
+                              .subquery("each_variant"), ())
         state = self.visitor_state
         counted_states = select(state.c.experiment, state.c.variant, state.c.visitor_id,
                                 (state.c.first_ts - state.c.first_ts % HOUR_MS).label("cohort_hour"),
                                 state.c.mask).where(state.c.mask != 0).subquery("states")
         self._spread(conn, counted_states, ("cohort_hour", "mask"), self.agg_segments)
+
+    def _insert_earliest(self, conn: Connection, exposures: Any, kept: Sequence[str]) -> None:
+        """Into visitor_context: per (*kept, visitor), the exposure (a row of `exposures`, in the columns
+        of visitor_context) earliest by time, then event id; the columns not kept are ANY."""
+        rank = func.row_number().over(partition_by=[*(exposures.c[name] for name in kept), exposures.c.visitor_id],
+                                      order_by=[exposures.c.exposed_ts, exposures.c.event_id]).label("rank")
+        ranked = select(*(exposures.c[name] if name in kept or name not in ("experiment", "variant")
+                          else literal(ANY).label(name) for name in self.context_columns), rank).subquery("ranked")
+        conn.execute(self.visitor_context.insert().from_select(
+            list(self.context_columns), select(*(ranked.c[name] for name in self.context_columns))
+            .where(ranked.c.rank == 1)))
 
     def rebuild_event_segments(self, conn: Connection, events: Table, counted) -> None:
         """visitor_events from the counted raw events (`counted`: the condition of `counts`), and the
