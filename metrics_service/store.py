@@ -179,6 +179,7 @@ class MetricsStore:
         self._full: set[str] = set()  # dimensions known to hold segment_limit values
         self._refused: set[tuple[str, str]] = set()  # values of full dimensions known not to be kept
         self._folder: Folder | None = None  # folding in the background (start_folding), else in insert_events
+        self._folding = threading.Lock()  # the folder and readouts of this process fold in turn
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
@@ -262,9 +263,12 @@ class MetricsStore:
     def fold_queued(self, limit: int = FOLD_ROWS, upto: int | None = None) -> int:
         """Fold up to `limit` queued events (the oldest first, none after `upto`) into the aggregates
         and delete their entries, in one transaction; how many. On PostgreSQL entries another process
-        is folding are skipped, not waited for."""
-        taken, remember = run_write(self.engine, lambda conn: self._fold_queued(conn, limit, upto))
-        remember()
+        is folding are skipped, not waited for. The threads of one process fold one at a time, as
+        they wrote one group commit at a time before: the visitor memory is updated by one of them
+        at a time, after its commit."""
+        with self._folding:  # one fold at a time per process: what it remembers is updated in order
+            taken, remember = run_write(self.engine, lambda conn: self._fold_queued(conn, limit, upto))
+            remember()
         return taken
 
     def _fold_queued(self, conn: Connection, limit: int, upto: int | None) -> tuple[int, Callable[[], None]]:
