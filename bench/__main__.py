@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from bench import assign, ingest, page, report, scaling, stats, visitors
 from bench.services import Memory
-from bench.settings import DEFAULT_SIZES, Settings
+from bench.settings import DEFAULT_SIZES, LARGE_SIZES, Settings
 from bench.wrk import SATURATED, wrk_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,9 @@ for that many distinct new visitors, the first `BENCH_PAGE_VISITORS` (100,000) t
 the rest straight to ingest (about 6 min); `BENCH_SCALING=1` (with `BENCH_DATABASE_URL`) adds one
 and two instances of each service behind nginx, each pinned to a core (`bench/scaling.py`, about
 2 min); `BENCH_SECONDS`, `BENCH_ROUNDS`, `BENCH_THREADS`,
-`BENCH_CONNECTIONS` and `BENCH_SIZES` tune the rest (`bench/settings.py`); `BENCH_ONLY=page` (or
+`BENCH_CONNECTIONS` and `BENCH_SIZES` tune the rest (`bench/settings.py`;
+`BENCH_SIZES={','.join(map(str, LARGE_SIZES))}` adds the stats figure at 10M events, whose bulk load takes
+20–60 min per backend on 2 cores); `BENCH_ONLY=page` (or
 `ingest`, `assign`, `batch`, `stats`, `scaling`, `visitors`, comma-separated) measures just those
 groups and prints them without rewriting this file.
 
