@@ -1,6 +1,7 @@
 """/event-types and /metrics: the event types an admin registered and the metrics defined on them."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, current_app
@@ -77,12 +78,22 @@ def get_metric(key: str):
     return metric.model_dump(mode="json")
 
 
-def _event_type_problem(event_type: str) -> str | None:
-    if event_type == EXPOSURE:
-        return f"{EXPOSURE} is the exposure itself: every exposed visitor has it"
-    if event_type not in EVENT_TYPES and not catalogue().registered([event_type]):
-        return f"unknown event type {event_type!r}: register it with POST /event-types"
-    return None
+def _invalid_event_type(problem: str) -> ApiError:
+    return ApiError(400, problem, [{"field": "event_type", "message": problem}])
+
+
+def unknown_event_types(keys: Iterable[str]) -> dict[str, str]:
+    """Of these keys, those that name no event type (neither built in nor registered), each with why."""
+    custom = set(keys) - set(EVENT_TYPES)
+    known = catalogue().registered(sorted(custom)) if custom else set()
+    return {key: f"unknown event type {key!r}: register it with POST /event-types" for key in custom - known}
+
+
+def check_event_type(event_type: str) -> None:
+    """A 400 naming the field event_type unless the type is built in or registered (what ingest accepts)."""
+    problem = unknown_event_types([event_type]).get(event_type)
+    if problem:
+        raise _invalid_event_type(problem)
 
 
 @bp.post("/metrics")
@@ -90,9 +101,9 @@ def create_metric():
     body = parse_model(MetricIn, json_body(), "metric")
     if body.key in METRICS:
         raise _conflict("metric", body.key, "is built in")
-    problem = _event_type_problem(body.event_type)
-    if problem:
-        raise ApiError(400, problem, [{"field": "event_type", "message": problem}])
+    if body.event_type == EXPOSURE:
+        raise _invalid_event_type(f"{EXPOSURE} is the exposure itself: every exposed visitor has it")
+    check_event_type(body.event_type)
     values: dict[str, Any] = body.model_dump()
     if not catalogue().save_metric(values, create=True):
         raise _conflict("metric", body.key)

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, g
 
-from core.events import EVENT_TYPES, EventValidationError, parse_events, to_row
+from core.events import EventValidationError, parse_events, to_row
 from core.web import hit_limit, json_body
+from metrics_service.catalogue import unknown_event_types
 from metrics_service.schemas import Accepted
 
 bp = Blueprint("ingest", __name__)
@@ -36,12 +37,7 @@ def post_events():
 def _unregistered(payload: Any) -> list[dict[str, Any]]:
     """One problem per event whose type is neither built in nor registered."""
     items = payload if isinstance(payload, list) else [payload]
-    custom = {i: item["event_type"] for i, item in enumerate(items)
-              if isinstance(item, dict) and isinstance(item.get("event_type"), str) and item["event_type"]
-              and item["event_type"] not in EVENT_TYPES}
-    if not custom:
-        return []
-    known = current_app.extensions["catalogue_store"].registered(sorted(set(custom.values())))
-    return [{"index": i, "field": "event_type",
-             "message": f"unknown event type {t!r}: register it with POST /event-types"}
-            for i, t in custom.items() if t not in known]
+    types = {i: item["event_type"] for i, item in enumerate(items)
+             if isinstance(item, dict) and isinstance(item.get("event_type"), str) and item["event_type"]}
+    unknown = unknown_event_types(types.values())
+    return [{"index": i, "field": "event_type", "message": unknown[t]} for i, t in types.items() if t in unknown]
