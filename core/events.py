@@ -23,7 +23,6 @@ from core.validation import Body, field_errors
 # The built-in event types. The position is the type's bit in stored aggregate masks: append, never
 # reorder. Admins register more (metrics_service's /event-types); those share CUSTOM_BIT in the masks.
 EVENT_TYPES = ("page_view", "cta_click", "form_submit")
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 EVENT_BITS = {event_type: 1 << position for position, event_type in enumerate(EVENT_TYPES)}
 CUSTOM_BIT = 1 << 7  # "some registered (non-built-in) event type" in a visitor's mask
 EventTypeKey = Key  # a built-in or registered event type; which are registered, metrics_service knows

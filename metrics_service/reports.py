@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, request
 
 from core.events import EVENT_TYPES, METRICS
 from core.web import parse_model
+from metrics_service.catalogue import check_event_type
 from metrics_service.schemas import (
     EventSeries,
     Funnel,
@@ -25,6 +26,9 @@ bp = Blueprint("reports", __name__)
 
 
 def event_filter(query: StatsQuery) -> EventFilter:
+    """The store's filter for the query; a 400 naming event_type when it is neither built in nor registered."""
+    if query.event_type is not None:
+        check_event_type(query.event_type)
     return EventFilter(experiment=query.experiment, variant=query.variant, event_type=query.event_type,
                        since_ms=query.since_ms, until_ms=query.until_ms, segment=query.segment)
 

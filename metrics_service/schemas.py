@@ -26,7 +26,7 @@ from core.events import (
     MAX_DIMENSION_VALUE,
     METRICS,
     Dimension,
-    EventType,
+    EventTypeKey,
     Metric,
     to_millis,
 )
@@ -136,7 +136,8 @@ class StatsQuery(Window):
 
     experiment: Name | None = None
     variant: Name | None = None
-    event_type: EventType | None = None
+    event_type: EventTypeKey | None = Field(None, description="a built-in or registered event type (GET "
+                                                            "/event-types); any other: 400")
     segment: SegmentFilter | None = None
 
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 from core.db import find_rows, insert_ignore, insert_new, insert_rows, run_write
-from core.events import DIMENSIONS, EVENT_BITS, EVENT_TYPES, EXPOSURE, EventRow
+from core.events import DIMENSIONS, EVENT_BITS, EVENT_TYPES, EXPOSURE, EventRow, event_bit
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
 from core.settings import DEFAULT_SEGMENT_VALUES
@@ -385,7 +385,7 @@ class MetricsStore:
         table, conditions = self._cohort_table(flt, dimension)
         conditions += flt.scope(table, group_by) + flt.window(table.c.cohort_hour)
         if flt.event_type:
-            conditions.append(has(table.c.mask, EVENT_BITS[flt.event_type]))
+            conditions.append(has(table.c.mask, event_bit(flt.event_type)))
         columns = [func.coalesce(func.sum(case((has(table.c.mask, bits), table.c.visitors), else_=0)), 0).label(name)
                    for name, bits in measures.items()]
         keys = ([table.c.value] if dimension else []) + ([table.c.variant] if group_by else [])
@@ -444,6 +444,13 @@ class MetricsStore:
     @settled
     def unique_visitors(self, flt: EventFilter, group_by: str | None = None) -> dict[str | None, int]:
         """Distinct visitors overall (key None) or per variant / event_type."""
+        if flt.event_type is not None and flt.event_type not in EVENT_BITS:
+            # a registered type shares its mask bit with the others: its visitors are counted from their own rows
+            found = self.registered_type_visitors(flt, [flt.event_type], group_by == "variant")
+            if group_by is None:
+                return {None: sum(found.values())}
+            return {variant if group_by == "variant" else event_type: n
+                    for (variant, event_type), n in found.items() if n}
         if group_by == "event_type":
             [row] = self._cohort_sums(flt, False, **EVENT_BITS)
             registered = self.registered_type_visitors(flt, self._registered_types(flt), False)

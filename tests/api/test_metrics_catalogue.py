@@ -1,5 +1,6 @@
 """Event types, metrics, mean-metric readouts, the summary's recommendation and the plan, through the API."""
 import random
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -65,6 +66,75 @@ def test_event_types_are_registered_by_admins_and_checked_at_ingest(metrics_clie
                                        f'"variant": "A", "event_type": "cta_click", "value": {bad}}}')
         assert response.status_code == 400, bad
         assert response.get_json()["errors"][0]["field"] == "value"
+
+
+def at_hours_ago(hours, **event):
+    """An event `hours` hours back, in the middle of that hour (so it stays in the hour's bucket)."""
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+    return {"experiment": "landing", **event, "timestamp": (now - timedelta(hours=hours + 1)).isoformat()}
+
+
+def hour_of(bucket):
+    return datetime.fromisoformat(bucket.replace("Z", "+00:00"))
+
+
+def test_the_event_reports_filter_by_a_registered_event_type(metrics_client, admin):
+    define(admin)
+    rows = [at_hours_ago(0, visitor_id=f"a{i}", variant="A", event_type="page_view") for i in range(4)]
+    rows += [at_hours_ago(0, visitor_id=f"b{i}", variant="B", event_type="page_view") for i in range(3)]
+    orders = [at_hours_ago(2, visitor_id="a0", variant="A", event_type="order", value=10.0),
+              at_hours_ago(0, visitor_id="a0", variant="A", event_type="order", value=5.0),
+              at_hours_ago(0, visitor_id="a1", variant="A", event_type="order"),
+              at_hours_ago(2, visitor_id="b0", variant="B", event_type="order"),
+              at_hours_ago(0, visitor_id="b9", variant="B", event_type="order"),  # never saw the page
+              at_hours_ago(0, visitor_id="a0", variant="B", event_type="order", experiment="hero")]
+    rows += orders + [at_hours_ago(0, visitor_id="a2", variant="A", event_type="pricing_click"),
+                      at_hours_ago(0, visitor_id="a3", variant="A", event_type="cta_click")]
+    load(metrics_client, rows)
+
+    everywhere = metrics_client.get("/stats?event_type=order").get_json()
+    assert everywhere["total_events"] == 6
+    assert everywhere["unique_visitors"] == 4  # a0 (in two experiments), a1, b0, b9
+    assert everywhere["by_variant"] == {"A": {"events": 3, "visitors": 2}, "B": {"events": 3, "visitors": 3}}
+    assert everywhere["by_event_type"] == {"order": {"events": 6, "visitors": 4}}
+    assert {(c["variant"], c["event_type"], c["events"], c["visitors"]) for c in everywhere["matrix"]} == {
+        ("A", "order", 3, 2), ("B", "order", 3, 3)}
+    assert everywhere["filters"]["event_type"] == "order"
+    landing = metrics_client.get("/stats?event_type=order&experiment=landing").get_json()
+    assert (landing["total_events"], landing["unique_visitors"]) == (5, 4)  # a0 and a1 in A, b0 and b9 in B
+    assert landing["by_variant"] == {"A": {"events": 3, "visitors": 2}, "B": {"events": 2, "visitors": 2}}
+    only_b = metrics_client.get("/stats?event_type=order&variant=B").get_json()
+    assert (only_b["total_events"], only_b["unique_visitors"]) == (3, 3)
+    pricing = metrics_client.get("/stats?event_type=pricing_click").get_json()
+    assert (pricing["total_events"], pricing["unique_visitors"]) == (1, 1)
+    assert metrics_client.get("/stats?event_type=page_view").get_json()["unique_visitors"] == 7
+
+    def per_bucket(series, size, **match):
+        """The answer's series and the one the rows make: (events, visitors) per (bucket, variant)."""
+        expected = {}
+        for row in orders:
+            if all(row[k] == v for k, v in match.items()):
+                at = hour_of(row["timestamp"])
+                start = at.replace(minute=0) if size == "hour" else at.replace(hour=0, minute=0)
+                events, visitors = expected.setdefault((start, row["variant"]), [0, set()])
+                expected[(start, row["variant"])] = [events + 1, visitors | {row["visitor_id"]}]
+        answered = {(hour_of(p["bucket"]), p["variant"]): (p["events"], p["visitors"]) for p in series["series"]}
+        return answered, {key: (events, len(visitors)) for key, (events, visitors) in expected.items()}
+
+    hourly = metrics_client.get("/stats/timeseries?event_type=order&experiment=landing&interval=hour").get_json()
+    answered, expected = per_bucket(hourly, "hour", experiment="landing")
+    assert answered == expected and len(expected) == 4
+    daily = metrics_client.get("/stats/timeseries?event_type=order&interval=day").get_json()
+    answered, expected = per_bucket(daily, "day")
+    assert answered == expected
+
+    for path in ("/stats", "/stats/timeseries", "/stats/funnel"):
+        for unknown in ("refund", "<b>"):
+            refused = metrics_client.get(path, query_string={"event_type": unknown})
+            assert refused.status_code == 400, (path, unknown)
+            body = refused.get_json()
+            assert body["error"] == "bad_request" and [e["field"] for e in body["errors"]] == ["event_type"]
+        assert metrics_client.get(f"{path}?event_type=order").status_code == 200
 
 
 def test_metrics_are_defined_listed_and_changed(metrics_client, admin):
