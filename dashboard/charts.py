@@ -13,7 +13,7 @@ import altair as alt
 import pandas as pd
 
 from core.events import EVENT_TYPES, METRICS
-from dashboard.formatting import PALETTE, variant_colors, variant_order
+from dashboard.formatting import PALETTE, event_type_order, variant_colors, variant_order
 
 
 def variant_color(frame: pd.DataFrame, variants: Sequence[str] | None = None, legend: bool = True) -> alt.Color:
@@ -41,12 +41,12 @@ def conversion_frame(stats: dict[str, Any]) -> pd.DataFrame:
 
 
 def events_chart(matrix: pd.DataFrame, variants: Sequence[str] | None = None) -> alt.Chart:
-    """Events per variant, grouped by event type."""
+    """Events per variant, grouped by event type (the built-in ones first, then the registered ones)."""
     return (
         alt.Chart(matrix, title="Events per variant and event type")
         .mark_bar()
         .encode(
-            x=alt.X("event_type:N", title="Event type", sort=list(EVENT_TYPES)),
+            x=alt.X("event_type:N", title="Event type", sort=event_type_order(matrix["event_type"])),
             xOffset=alt.XOffset("variant:N"),
             y=alt.Y("events:Q", title="Events"),
             color=variant_color(matrix, variants),

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from core.events import EVENT_TYPES
+
 DASH = "—"
 # Colour-blind-safe categorical palette (Okabe & Ito), darkened where needed to keep 3:1 against white.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#8C6D00", "#56B4E9", "#E69F00", "#000000",
@@ -190,6 +192,11 @@ def variant_order(names: Iterable[str], first: Sequence[str] = ()) -> list[str]:
     rest sorted, so a colour stays with its name across charts and filters."""
     ordered = list(dict.fromkeys(first))
     return ordered + sorted(set(names) - set(ordered))
+
+
+def event_type_order(names: Iterable[str]) -> list[str]:
+    """The built-in event types in their order, then the other (registered) names, sorted."""
+    return variant_order(names, EVENT_TYPES)
 
 
 def variant_colors(names: Sequence[str]) -> dict[str, str]:

@@ -48,6 +48,13 @@ def test_events_chart_encodes_variant_by_event_type():
     assert {t["field"] for t in spec["encoding"]["tooltip"]} >= {"variant", "events", "visitors"}
 
 
+def test_events_chart_puts_registered_event_types_after_the_built_in_ones():
+    stats = {"matrix": [*STATS["matrix"], {"variant": "A", "event_type": "order", "events": 1, "visitors": 1},
+                        {"variant": "B", "event_type": "js_error", "events": 3, "visitors": 2}]}
+    spec = events_chart(matrix_frame(stats)).to_dict()
+    assert spec["encoding"]["x"]["sort"] == ["page_view", "cta_click", "form_submit", "js_error", "order"]
+
+
 def test_conversion_chart_is_a_percentage():
     spec = conversion_chart(conversion_frame(STATS)).to_dict()
     assert spec["encoding"]["y"]["field"] == "rate"
