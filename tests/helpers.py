@@ -241,6 +241,13 @@ def post_events(metrics: LiveServer, events: list[dict]) -> None:
                       timeout=10).raise_for_status()
 
 
+def register_event_types(metrics: LiveServer, *keys: str, description: str = "") -> None:
+    """Register event types with metrics_service, with the admin token (as an analyst does on the Metrics page)."""
+    for key in keys:
+        requests.post(f"{metrics.url}/event-types", json={"key": key, "description": description},
+                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10).raise_for_status()
+
+
 def charts(at: AppTest) -> list:
     return list(at.get("vega_lite_chart"))
 

@@ -8,23 +8,37 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from dashboard.api import BackendError
+from dashboard.api import Api, BackendError
+from dashboard.formatting import event_type_order
 from dashboard.text import plain
 
 T = TypeVar("T")
 
 
-def fetched(unavailable: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+def fetched(unavailable: str, call: Callable[..., T], *args: Any, show: Callable[[str], Any] | None = None,
+            **kwargs: Any) -> T | None:
     """What call() answers; None after showing "<unavailable>: <why>" when a service did not answer (or
-    asking to sign in when it answers only to a token)."""
+    asking to sign in when it answers only to a token). `show`: where to say it instead, for what the page
+    does without (a caption)."""
     try:
         return call(*args, **kwargs)
     except BackendError as exc:
-        if exc.needs_sign_in:
+        if show is not None:
+            show(f"{unavailable}: {plain(exc)}")
+        elif exc.needs_sign_in:
             st.info(f"Sign in (sidebar) to see this: {plain(exc)}")
         else:
             st.error(f"{unavailable}: {plain(exc)}")
         return None
+
+
+def event_type_filter(api: Api, where: Any, key: str) -> str:
+    """The "Event type" filter in `where` (a column): All, the built-in types, then the registered ones
+    (GET /event-types); the built-in ones alone, with a caption saying why, when the catalogue does not
+    answer. The options show as plain text (Streamlit does not read them as Markdown)."""
+    box, note = where.container(), where.container()  # the caption under the box
+    listed = fetched("Only the built-in event types are listed", api.event_types, show=note.caption) or []
+    return box.selectbox("Event type", ["All", *event_type_order(t["key"] for t in listed)], key=key)
 
 
 def written(failed: str, call: Callable[..., Any], *args: Any) -> bool:

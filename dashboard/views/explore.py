@@ -5,13 +5,12 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from core.events import EVENT_TYPES
 from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api
 from dashboard.charts import explore_chart, single_bucket, timeseries_frame
 from dashboard.formatting import variant_order
 from dashboard.session import current_api
-from dashboard.views import fetched
+from dashboard.views import event_type_filter, fetched
 
 TABLE_COLUMNS = {"bucket": "Time (UTC)", "variant": "Variant", "events": "Events", "visitors": "Unique visitors"}
 
@@ -20,7 +19,7 @@ def render(api: Api) -> None:
     st.header("Explore")
     top = st.columns(3)
     experiment = top[0].text_input("Experiment", value=DEFAULT_EXPERIMENT, key="explore_experiment")
-    event_type = top[1].selectbox("Event type", ["All", *EVENT_TYPES], key="explore_event_type")
+    event_type = event_type_filter(api, top[1], "explore_event_type")
     interval = top[2].radio("Interval", ["hour", "day"], horizontal=True, key="explore_interval")
     today = datetime.now(UTC).date()
     span = st.date_input("Time range (UTC)", value=(today - timedelta(days=7), today), key="explore_range")

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.events import EVENT_TYPES
 from core.experiments import DEFAULT_EXPERIMENT
 from dashboard.api import Api
 from dashboard.charts import conversion_chart, conversion_frame, events_chart, matrix_frame
 from dashboard.formatting import DIMENSION_LABELS, variant_order
 from dashboard.session import current_api
 from dashboard.text import plain
-from dashboard.views import fetched
+from dashboard.views import event_type_filter, fetched
 
 SEGMENT_VALUES = 200  # the most values /stats/traffic lists
 MATRIX_COLUMNS = {"variant": "Variant", "event_type": "Event type", "events": "Events", "visitors": "Unique visitors"}
@@ -42,7 +41,7 @@ def render(api: Api) -> None:
         return
     variants = variant_order(everything.get("by_variant", {}))
     variant = middle.selectbox("Variant", ["All", *variants], key="stats_variant")
-    event_type = right.selectbox("Event type", ["All", *EVENT_TYPES], key="stats_event_type")
+    event_type = event_type_filter(api, right, "stats_event_type")
     segment = segment_filter(api, experiment)
     stats = fetched("Stats are unavailable", api.stats, experiment=experiment, variant=variant, event_type=event_type,
                     segment=segment)

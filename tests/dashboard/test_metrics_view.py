@@ -3,7 +3,7 @@ import random
 
 import requests
 
-from tests.helpers import ADMIN_TOKEN, open_view, post_events, shown
+from tests.helpers import ADMIN_TOKEN, open_view, post_events, register_event_types, shown
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -16,8 +16,7 @@ def arm(variant, visitors, conversions, metric="form_submit", errors=0):
 
 
 def define(metrics, *definitions, event_types=("js_error", "order")):
-    for key in event_types:
-        requests.post(f"{metrics.url}/event-types", json={"key": key}, headers=ADMIN, timeout=10).raise_for_status()
+    register_event_types(metrics, *event_types)
     for definition in definitions:
         requests.post(f"{metrics.url}/metrics", json=definition, headers=ADMIN, timeout=10).raise_for_status()
 

@@ -16,6 +16,7 @@ from tests.helpers import (
     open_view,
     post_events,
     raw_html_allowed,
+    register_event_types,
     shown,
 )
 
@@ -28,6 +29,7 @@ VALUE = "<script>alert(1)</script> **Buy** ![x](https://tracker.example/v.png)"
 VIEWS = ["Overview", "Stats", "Traffic", "Experiment results", "Explore", "Feature toggles", "Experiments",
          "Audit log"]
 SOURCE = "**x** ![y](https://tracker.example/u.png) <b>"  # a campaign word as a sender may write it
+EVENT_TYPE = "__order__"  # a registered event type: the key pattern allows Markdown's emphasis
 
 
 @pytest.fixture
@@ -48,6 +50,9 @@ def hostile(backends):
                "context": {"utm_source": SOURCE, "device": "mobile"}} for v, variant in visits]
     events += [{"visitor_id": v, "variant": variant, "experiment": "_x_", "event_type": "form_submit"}
                for n, (v, variant) in enumerate(visits) if n % (4 if variant == "_b_" else 10) < 2]
+    register_event_types(metrics, EVENT_TYPE, description=DESCRIPTION)
+    events += [{"visitor_id": v, "variant": variant, "experiment": "_x_", "event_type": EVENT_TYPE}
+               for v, variant in visits[:3]]
     post_events(metrics, events)
     return backends
 
@@ -86,6 +91,17 @@ def test_every_view_shows_user_text_as_plain_text(hostile, view, admin):
         assert list(at.dataframe[1].value["Segment"]) == [SOURCE, SOURCE]
     if view == "Traffic":
         assert list(at.dataframe[0].value["Value"]) == [SOURCE]
+    if view in ("Stats", "Explore"):
+        at.text_input(key=f"{view.lower()}_experiment").input("_x_").run()
+        assert at.selectbox(key=f"{view.lower()}_event_type").options[-1] == EVENT_TYPE
+        at.selectbox(key=f"{view.lower()}_event_type").set_value(EVENT_TYPE).run()
+        if view == "Explore":  # the variants picked while the experiment had none are kept: pick them
+            at.multiselect(key="explore_variants").set_value(["__a__", "_b_"]).run()
+        assert_plain(at)
+        table = at.dataframe[0].value
+        assert table["Events"].sum() == 3
+        if view == "Stats":
+            assert set(table["Event type"]) == {EVENT_TYPE}
     if view == "Stats":
         at.text_input(key="stats_experiment").input("**nothing** ![x](https://tracker.example/s.png)").run()
         assert_plain(at)

@@ -1,4 +1,6 @@
-from tests.helpers import charts, open_view, post_events
+from sqlalchemy import text
+
+from tests.helpers import charts, open_view, post_events, register_event_types
 
 
 def seed(metrics):
@@ -93,3 +95,42 @@ def test_a_dimension_nobody_has_says_every_visitor_is_shown(backends):
     assert at.selectbox(key="stats_segment_value").options == []
     assert [c.value for c in at.caption if "No visitor has a value for Device yet" in c.value]
     assert {m.label: m.value for m in at.metric} == {"Events": "14", "Unique visitors": "10"}
+
+
+def orders():
+    """Orders (a registered event type): a0 twice and a1 once in A, b0 once in B."""
+    return [{"visitor_id": visitor, "variant": visitor[0].upper(), "event_type": "order", "value": 20.0}
+            for visitor in ("a0", "a0", "a1", "b0")]
+
+
+def test_a_registered_event_type_is_offered_after_the_built_in_ones_and_filters(backends):
+    _, metrics = backends
+    register_event_types(metrics, "order", "js_error")
+    seed(metrics)
+    post_events(metrics, orders())
+    at = open_view("Stats")
+    assert at.selectbox(key="stats_event_type").options == ["All", "page_view", "cta_click", "form_submit",
+                                                            "js_error", "order"]
+    assert {m.label: m.value for m in at.metric} == {"Events": "18", "Unique visitors": "10"}
+    at.selectbox(key="stats_event_type").set_value("order").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert {m.label: m.value for m in at.metric} == {"Events": "4", "Unique visitors": "3"}
+    matrix = at.dataframe[0].value
+    assert sorted(matrix.itertuples(index=False, name=None)) == [("A", "order", 3, 2), ("B", "order", 1, 1)]
+    at.selectbox(key="stats_variant").set_value("A").run()
+    assert {m.label: m.value for m in at.metric} == {"Events": "3", "Unique visitors": "2"}
+
+
+def test_without_the_catalogue_the_built_in_event_types_are_offered(backends):
+    _, metrics = backends
+    register_event_types(metrics, "order")
+    seed(metrics)
+    with metrics.app.extensions["catalogue_store"].engine.begin() as conn:
+        conn.execute(text("DROP TABLE event_types"))  # GET /event-types now fails; /stats does not read it
+    at = open_view("Stats")
+    assert at.selectbox(key="stats_event_type").options == ["All", "page_view", "cta_click", "form_submit"]
+    assert [c.value for c in at.caption if c.value.startswith("Only the built-in event types are listed: "
+                                                               "metrics\\_service")]
+    assert not at.error
+    at.selectbox(key="stats_event_type").set_value("cta_click").run()
+    assert {m.label: m.value for m in at.metric} == {"Events": "3", "Unique visitors": "3"}
