@@ -80,8 +80,10 @@ def hour_of(bucket):
 
 def test_the_event_reports_filter_by_a_registered_event_type(metrics_client, admin):
     define(admin)
-    rows = [at_hours_ago(0, visitor_id=f"a{i}", variant="A", event_type="page_view") for i in range(4)]
-    rows += [at_hours_ago(0, visitor_id=f"b{i}", variant="B", event_type="page_view") for i in range(3)]
+    devices = {"a0": "mobile", "b0": "mobile", "a1": "desktop"}
+    rows = [at_hours_ago(3, visitor_id=v, variant=v[0].upper(), event_type="page_view",
+                         **({"context": {"device": devices[v]}} if v in devices else {}))
+            for v in ("a0", "a1", "a2", "a3", "b0", "b1", "b2")]
     orders = [at_hours_ago(2, visitor_id="a0", variant="A", event_type="order", value=10.0),
               at_hours_ago(0, visitor_id="a0", variant="A", event_type="order", value=5.0),
               at_hours_ago(0, visitor_id="a1", variant="A", event_type="order"),
@@ -109,17 +111,26 @@ def test_the_event_reports_filter_by_a_registered_event_type(metrics_client, adm
     assert (pricing["total_events"], pricing["unique_visitors"]) == (1, 1)
     assert metrics_client.get("/stats?event_type=page_view").get_json()["unique_visitors"] == 7
 
-    def per_bucket(series, size, **match):
-        """The answer's series and the one the rows make: (events, visitors) per (bucket, variant)."""
+    def per_bucket(series, size, visitors=None, **match):
+        """The answer's series and the one the rows make (of `visitors`, or everyone): (events, visitors)
+        per (bucket, variant)."""
         expected = {}
         for row in orders:
-            if all(row[k] == v for k, v in match.items()):
+            if all(row[k] == v for k, v in match.items()) and row["visitor_id"] in (visitors or row["visitor_id"]):
                 at = hour_of(row["timestamp"])
                 start = at.replace(minute=0) if size == "hour" else at.replace(hour=0, minute=0)
-                events, visitors = expected.setdefault((start, row["variant"]), [0, set()])
-                expected[(start, row["variant"])] = [events + 1, visitors | {row["visitor_id"]}]
+                events, seen = expected.setdefault((start, row["variant"]), [0, set()])
+                expected[(start, row["variant"])] = [events + 1, seen | {row["visitor_id"]}]
         answered = {(hour_of(p["bucket"]), p["variant"]): (p["events"], p["visitors"]) for p in series["series"]}
-        return answered, {key: (events, len(visitors)) for key, (events, visitors) in expected.items()}
+        return answered, {key: (events, len(seen)) for key, (events, seen) in expected.items()}
+
+    mobile = metrics_client.get("/stats?event_type=order&experiment=landing&segment=device:mobile").get_json()
+    assert (mobile["total_events"], mobile["unique_visitors"]) == (3, 2)  # a0 twice, b0
+    assert mobile["by_variant"] == {"A": {"events": 2, "visitors": 1}, "B": {"events": 1, "visitors": 1}}
+    mobile_series = metrics_client.get("/stats/timeseries?event_type=order&experiment=landing&interval=hour"
+                                       "&segment=device:mobile").get_json()
+    answered, expected = per_bucket(mobile_series, "hour", {"a0", "b0"}, experiment="landing")
+    assert answered == expected and len(expected) == 3
 
     hourly = metrics_client.get("/stats/timeseries?event_type=order&experiment=landing&interval=hour").get_json()
     answered, expected = per_bucket(hourly, "hour", experiment="landing")
