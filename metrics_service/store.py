@@ -345,6 +345,12 @@ class MetricsStore:
             conn.execute(delete(fold_queue))
             aggregates.rebuild(conn, events, event_context, registered)
             metric_tables.rebuild(conn, events, counts(events, registered))
+        if self.engine.dialect.name == "postgresql":
+            # Every aggregate was rewritten: the planner's statistics describe the tables before. Until
+            # autovacuum analyzes them, readouts may take plans for empty tables (seconds, not ms).
+            rebuilt = (*aggregates.tables, metric_tables.visitor_values, metric_tables.agg_metric)
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"ANALYZE {', '.join(table.name for table in rebuilt)}")
 
     @settled
     def count_events(self, flt: EventFilter = EventFilter()) -> int:
