@@ -38,6 +38,11 @@ def render(api: Api) -> None:
             frame = timeseries_frame(finer)
             st.caption("One day of data in this range: shown by hour.")
     variants = variant_order(frame["variant"].unique())
+    if st.session_state.get("explore_variant_options") != variants:
+        # other variants on offer (another experiment, range or event type): start from all of them,
+        # not from a pick made among the others (an empty one would hide every series)
+        st.session_state["explore_variant_options"] = variants
+        st.session_state.pop("explore_variants", None)
     chosen = st.multiselect("Variants", variants, default=variants, key="explore_variants")
     frame = frame[frame["variant"].isin(chosen)]
     if frame.empty:

@@ -42,3 +42,17 @@ def test_explore_filters_by_a_registered_event_type(backends):
     table = at.dataframe[0].value  # by hour: A has v0 now, v0 and v2 two hours ago; B has v1 now
     assert sorted(zip(table["Variant"], table["Events"], table["Unique visitors"], strict=True)) == [
         ("A", 1, 1), ("A", 2, 2), ("B", 1, 1)]
+
+
+def test_explore_offers_every_variant_again_when_the_experiment_changes(backends):
+    _, metrics = backends
+    post_events(metrics, [{"visitor_id": f"v{i}", "variant": "AB"[i % 2], "event_type": "page_view"}
+                          for i in range(4)])
+    post_events(metrics, [{"visitor_id": f"w{i}", "experiment": "hero", "variant": ["control", "bold"][i % 2],
+                           "event_type": "page_view"} for i in range(6)])
+    at = open_view("Explore")
+    at.multiselect(key="explore_variants").set_value([]).run()
+    assert any("No events" in i.value for i in at.info)
+    at.text_input(key="explore_experiment").set_value("hero").run()
+    assert sorted(at.multiselect(key="explore_variants").value) == ["bold", "control"]
+    assert at.dataframe[0].value["Events"].sum() == 6
