@@ -15,7 +15,8 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,6 +86,18 @@ RETRY_BACKOFF_SECONDS = 0.02  # the first wait is up to this, doubling each atte
 def is_retryable(exc: BaseException) -> bool:
     """True for a deadlock or serialization failure: the transaction was rolled back and can run again."""
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an error of the database's state rather than of the work: a deadlock or serialization
+    failure (is_retryable) that outlasted its attempts, a connection lost or refused, a lock or
+    statement timeout, the database busy, locked or out of space (the drivers' OperationalError and
+    InterfaceError), no connection free in the pool, the write lock's file out of reach (OSError).
+    The same work can succeed later; any other error (a bug, data the work cannot take) comes back.
+    SQLite reports a few mistakes in SQL as OperationalError too: those fail every run alike."""
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or is_retryable(exc)):
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError))
 
 
 def retry_transient(operation: Callable[[], T], attempts: int = TRANSACTION_ATTEMPTS,
@@ -226,6 +239,14 @@ def now_millis() -> int:
     import time
 
     return int(time.time() * 1000)
+
+
+def now_millis_sql(dialect: str) -> str:
+    """The database's own clock in milliseconds since the epoch, as SQL (a column default, or compared
+    with one: the same clock on both sides, whatever the application servers' clocks say)."""
+    if dialect == "postgresql":
+        return "(CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT))"  # the transaction's start
+    return "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
 
 
 def placeholders(conn, columns: int, rows: int = 1) -> str:

@@ -1,8 +1,10 @@
-"""Running a transaction again after a deadlock or serialization failure (core.db.retry_transient)."""
+"""Running a transaction again after a deadlock or serialization failure (core.db.retry_transient), and
+which errors are the database's (core.db.is_transient)."""
 import pytest
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from core.db import TRANSACTION_ATTEMPTS, retry_transient
+from core.db import TRANSACTION_ATTEMPTS, is_transient, retry_transient
 
 
 class DriverError(Exception):
@@ -65,3 +67,21 @@ def test_other_errors_are_not_retried(error):
     with pytest.raises(type(error)):
         retry_transient(operation, sleep=lambda _: pytest.fail("slept"))
     assert operation.calls == 1
+
+
+@pytest.mark.parametrize(("error", "transient"), [
+    (aborted("40P01"), True),  # a deadlock that outlasted its attempts
+    (aborted("57014"), True),  # a statement timeout
+    (OperationalError("BEGIN", {}, Exception("database is locked")), True),
+    (InterfaceError("SELECT 1", {}, Exception("connection already closed")), True),
+    (DBAPIError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True), True),
+    (PoolTimeout("QueuePool limit reached"), True),
+    (OSError("the write lock's file"), True),
+    (IntegrityError("INSERT", {}, DriverError("23505")), False),  # data the work cannot take
+    (DataError("INSERT", {}, DriverError("22003")), False),  # numeric_value_out_of_range
+    (ValueError("a bug"), False),
+    (KeyError("a bug"), False),
+], ids=["deadlock", "timeout", "locked", "closed", "invalidated", "pool", "lock file", "integrity", "data",
+        "value error", "key error"])
+def test_transient_errors_are_those_of_the_database_not_of_the_work(error, transient):
+    assert is_transient(error) is transient
