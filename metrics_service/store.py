@@ -6,6 +6,7 @@ import functools
 import logging
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    FetchedValue,
     Float,
     Index,
     Integer,
@@ -29,12 +31,23 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     select,
     tuple_,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
-from core.db import find_rows, insert_ignore, insert_new, insert_rows, run_write
+from core.db import (
+    find_rows,
+    insert_ignore,
+    insert_new,
+    insert_rows,
+    is_transient,
+    now_millis,
+    now_millis_sql,
+    run_write,
+)
 from core.events import DIMENSIONS, EVENT_BITS, EVENT_TYPES, EXPOSURE, EventRow, event_bit
 from core.group_commit import GroupCommit
 from core.migrate import upgrade
@@ -81,10 +94,22 @@ fold_queue = Table(
     metadata,
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("event_id", String(36), nullable=False),
+    Column("queued_at", BigInteger, nullable=False, server_default=FetchedValue()),  # ms, the database's clock
+)
+# The queued events whose fold failed on its own (a bug, or data the fold cannot take), out of the queue
+# so that the rest is folded: still in events, out of the aggregates until a rebuild counts them.
+fold_failed = Table(
+    "fold_failed",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("error", String(200), nullable=False),  # the error's type and place (fold_error), never its message
+    Column("failed_at", BigInteger, nullable=False),  # ms since the epoch
 )
 FOLD_ROWS = 2000  # events folded per transaction: the write lock is held for tens of milliseconds
 FOLD_DELAY = 0.05  # seconds the folder lets ingest gather after being woken: fewer, larger folds
 FOLD_POLL = 2.0  # seconds between looks at the queue when not woken (another process's leftovers)
+BACKLOG_COUNT = 100_000  # /health counts queued and failed entries up to this many (a bounded scan), then says more
+BACKLOG_LAG = 60.0  # seconds: a queue whose oldest entry waited longer means the folding falls behind
 
 # The context of each counted exposure that carried one (see core.events.Context), its values folded.
 event_context = Table(
@@ -161,6 +186,39 @@ def settled(read: Callable) -> Callable:
         self.settle()
         return read(self, *args, **kwargs)
     return settled_read
+
+
+@dataclass(frozen=True)
+class FoldBacklog:
+    """The fold queue's state (MetricsStore.fold_backlog): entries waiting and whether there are more
+    than BACKLOG_COUNT; the oldest one's wait in seconds (None when none waits); entries whose fold
+    failed (fold_failed) and whether there are more."""
+
+    queued: int
+    queued_more: bool
+    oldest_queued_seconds: float | None
+    failed: int
+    failed_more: bool
+
+    @property
+    def behind(self) -> bool:
+        """Something needs a look: an event the aggregates leave out, or a fold BACKLOG_LAG behind."""
+        return self.failed > 0 or (self.oldest_queued_seconds or 0) > BACKLOG_LAG
+
+
+def fold_error(error: BaseException) -> str:
+    """What fold_failed keeps of an error: its type, SQLSTATE and the innermost place in this project's
+    code it passed, never its message (which may quote the event's values)."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    text = type(cause).__name__
+    if getattr(cause, "sqlstate", None):
+        text += f" (SQLSTATE {cause.sqlstate})"
+    root = str(Path(__file__).resolve().parents[1])
+    ours = [frame for frame in traceback.extract_tb(error.__traceback__)
+            if frame.filename.startswith(root) and "site-packages" not in frame.filename]
+    if ours:
+        text += f" at {Path(ours[-1].filename).relative_to(root)}:{ours[-1].lineno} in {ours[-1].name}"
+    return text[:200]
 
 
 def has(mask_column, bits: int):
@@ -267,14 +325,87 @@ class MetricsStore:
         they wrote one group commit at a time before: the visitor memory is updated by one of them
         at a time, after its commit."""
         with self._folding:  # one fold at a time per process: what it remembers is updated in order
-            taken, remember = run_write(self.engine, lambda conn: self._fold_queued(conn, limit, upto))
+            try:
+                taken, remember = run_write(self.engine, lambda conn: self._fold_queued(conn, limit, upto))
+            except Exception as exc:
+                if is_transient(exc):  # the database is away or busy: the entries wait, nothing is lost
+                    raise
+                return self._fold_apart(self._queued_entries(limit, upto))
             remember()
         return taken
 
-    def _fold_queued(self, conn: Connection, limit: int, upto: int | None) -> tuple[int, Callable[[], None]]:
+    def _queued_entries(self, limit: int, upto: int | None) -> list[tuple[int, str]]:
+        """(seq, event_id) of the oldest `limit` entries, none after `upto`: the ones a fold takes."""
         query = select(fold_queue.c.seq, fold_queue.c.event_id).order_by(fold_queue.c.seq).limit(limit)
         if upto is not None:
             query = query.where(fold_queue.c.seq <= upto)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+    def _fold_apart(self, entries: list[tuple[int, str]]) -> int:
+        """Fold the queued `entries` (oldest first, a run of the queue) after a fold of them failed (not
+        transiently): all together once more, then, while that fails, each half the same way, so one
+        entry whose fold fails on its own (_quarantine) costs about 2 log2(n) short folds and holds up
+        nothing else. How many entries left the queue. Only failures take this path."""
+        if not entries:
+            return 0
+        first, last = entries[0][0], entries[-1][0]
+        try:
+            taken, remember = run_write(self.engine, lambda conn: self._fold_queued(conn, len(entries), last,
+                                                                                   after=first - 1))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(entries) == 1:
+                return self._quarantine(*entries[0], exc)
+        else:
+            remember()
+            return taken
+        half = len(entries) // 2
+        return self._fold_apart(entries[:half]) + self._fold_apart(entries[half:])
+
+    def _quarantine(self, seq: int, event_id: str, error: Exception) -> int:
+        """Move the queue's entry (seq, event_id), whose fold failed on its own with `error`, to
+        fold_failed, and log the error once: the event stays in events (a rebuild counts it and empties
+        fold_failed), out of the aggregates until then. 1 when it was still queued (else another
+        process folded or moved it meanwhile)."""
+        def work(conn: Connection) -> bool:
+            moved = conn.execute(delete(fold_queue).where(fold_queue.c.seq == seq, fold_queue.c.event_id == event_id))
+            if moved.rowcount != 1:
+                return False
+            conn.execute(insert_ignore(conn, fold_failed).values(
+                event_id=event_id, error=fold_error(error), failed_at=now_millis()))
+            return True
+
+        if not run_write(self.engine, work):
+            return 0
+        log.error("event %s could not be folded into the aggregates: left out of them (listed in fold_failed, "
+                  "kept in events) until a rebuild counts it", event_id, exc_info=error)
+        return 1
+
+    def fold_backlog(self) -> FoldBacklog:
+        """What waits to be folded and what failed to be: two counts that stop at BACKLOG_COUNT and the
+        oldest entry's age, read from the primary keys (cheap however long the queue)."""
+        def bounded(table: Table) -> tuple[int, bool]:
+            rows = select(*table.primary_key.columns).limit(BACKLOG_COUNT + 1).subquery()
+            counted = conn.execute(select(func.count()).select_from(rows)).scalar_one()
+            return min(counted, BACKLOG_COUNT), counted > BACKLOG_COUNT
+
+        age = literal_column(now_millis_sql(self.engine.dialect.name)) - fold_queue.c.queued_at
+        with self.engine.connect() as conn:
+            queued, queued_more = bounded(fold_queue)
+            failed, failed_more = bounded(fold_failed)
+            oldest = conn.execute(select(age).order_by(fold_queue.c.seq).limit(1)).scalar()
+        return FoldBacklog(queued, queued_more, None if oldest is None else max(0, oldest) / 1000,
+                           failed, failed_more)
+
+    def _fold_queued(self, conn: Connection, limit: int, upto: int | None,
+                     after: int | None = None) -> tuple[int, Callable[[], None]]:
+        query = select(fold_queue.c.seq, fold_queue.c.event_id).order_by(fold_queue.c.seq).limit(limit)
+        if upto is not None:
+            query = query.where(fold_queue.c.seq <= upto)
+        if after is not None:
+            query = query.where(fold_queue.c.seq > after)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         taken = conn.execute(query).all()
@@ -338,11 +469,13 @@ class MetricsStore:
         return folded, remember
 
     def rebuild_aggregates(self) -> None:
-        """Every aggregate made again from the stored events (which the queue's entries are among:
-        folded by the rebuild, they leave the queue in the same transaction)."""
+        """Every aggregate made again from the stored events (which the queue's entries and the events
+        whose fold failed are among: counted by the rebuild, they leave the queue and fold_failed in the
+        same transaction)."""
         registered = select(metric_tables.event_types.c.key)
         with self.engine.begin() as conn:
             conn.execute(delete(fold_queue))
+            conn.execute(delete(fold_failed))
             aggregates.rebuild(conn, events, event_context, registered)
             metric_tables.rebuild(conn, events, counts(events, registered))
         if self.engine.dialect.name == "postgresql":
@@ -583,12 +716,14 @@ class MetricsStore:
     def delete_events_before(self, cutoff_ms: int, limit: int) -> int:
         """Delete up to `limit` raw events older than cutoff_ms, with their contexts, in one short write
         transaction; how many were deleted. The aggregates are left as they are: they still count the
-        deleted events. An event still queued for folding is kept until it is folded."""
+        deleted events. An event still queued for folding is kept until it is folded, one whose fold
+        failed (fold_failed) until a rebuild counts it."""
         queued = select(fold_queue.c.seq).where(fold_queue.c.event_id == events.c.event_id).exists()
+        failed = select(fold_failed.c.event_id).where(fold_failed.c.event_id == events.c.event_id).exists()
 
         def work(conn: Connection) -> int:
-            oldest = conn.execute(select(events.c.id, events.c.event_id).where(events.c.ts < cutoff_ms, ~queued)
-                                  .limit(limit)).all()
+            oldest = conn.execute(select(events.c.id, events.c.event_id).where(events.c.ts < cutoff_ms, ~queued,
+                                                                               ~failed).limit(limit)).all()
             if oldest:
                 conn.execute(delete(event_context).where(event_context.c.event_id.in_([r.event_id for r in oldest])))
                 conn.execute(delete(events).where(events.c.id.in_([r.id for r in oldest])))

@@ -5,7 +5,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from ab_service import store as ab_store
-from core.db import make_engine
+from core.db import make_engine, now_millis
 from core.migrate import upgrade
 from landing import store as landing_store
 from metrics_service import store as metrics_store
@@ -92,3 +92,18 @@ def test_a_headline_an_admin_had_set_stays_on_both_variants(db_url):
     assert flags["hero_headline"]["description"] == "Headline of the hero section"
     assert landing["variants"][1]["overrides"] == {
         "layout": "split", "hero_lede": "Run A/B tests on your landing page, self-hosted, with results you can trust."}
+
+
+def test_events_queued_before_the_fold_queue_kept_times_stay_queued_from_the_upgrade_on(db_url):
+    engine = make_engine(db_url)
+    upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE, revision="m0009")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO fold_queue (event_id) VALUES ('e1'), ('e2')"))
+    before = now_millis()
+    upgrade(engine, metrics_store.MIGRATIONS, metrics_store.VERSION_TABLE)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO fold_queue (event_id) VALUES ('e3')"))  # ingest names no time
+        rows = [tuple(r) for r in conn.execute(text("SELECT seq, event_id, queued_at FROM fold_queue ORDER BY seq"))]
+    assert [event_id for _, event_id, _ in rows] == ["e1", "e2", "e3"] and rows[0][0] < rows[1][0] < rows[2][0]
+    assert all(before - 5000 <= queued_at <= now_millis() + 5000 for _, _, queued_at in rows)
+    engine.dispose()
