@@ -89,6 +89,12 @@ def path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": key_schema()}
 
 
+def health_schema(**properties: dict[str, Any]) -> dict[str, Any]:
+    """The Health answer of a service that reports more of its state (core.web.health_blueprint's
+    `report`): the shared answer and each of `properties`, all present."""
+    return {"allOf": [HEALTH_SCHEMA, {"type": "object", "required": list(properties), "properties": properties}]}
+
+
 def health_path() -> dict[str, Any]:
     return {"get": operation("Health: 200 once the database answers", (200, ref("Health")), (503,))}
 

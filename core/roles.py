@@ -85,6 +85,7 @@ PERMISSIONS: Mapping[str, Mapping[str, Access]] = {
         "PATCH /metrics/<key>": Role.ANALYST,
         "GET /events/export": Role.ANALYST,
         "GET /experiments/<key>/export": Role.ANALYST,
+        "GET /events/fold-failures": Role.ADMIN,
     },
     "landing": {
         "GET /": PUBLIC,

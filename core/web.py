@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_cors import CORS
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from core.events import EventValidationError
@@ -280,14 +281,19 @@ def hit_limit(scope: str, key: str) -> None:
         raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
 
 
-def health_blueprint(check: Callable[[], bool]) -> Blueprint:
-    """GET /health: 200 {"status": "ok"} when check() holds, 503 otherwise."""
+def health_blueprint(check: Callable[[], bool], report: Callable[[], dict[str, Any]] | None = None) -> Blueprint:
+    """GET /health: 200 {"status": "ok"} when check() holds, 503 otherwise. `report()`, when given,
+    adds the service's own state to a 200 answer; a "status" in it ("degraded": working, but
+    something needs a look) replaces "ok"."""
     bp = Blueprint("health", __name__)
 
     @bp.get("/health")
     def health():
         if check():
-            return {"status": "ok"}
+            try:
+                return {"status": "ok", **(report() if report is not None else {})}
+            except SQLAlchemyError:
+                log.warning("health: the database stopped answering", exc_info=True)
         return {"status": "unavailable", "message": "database does not answer"}, 503
 
     return bp

@@ -1,6 +1,8 @@
 """metrics_service: validates and stores visitor events, serves aggregated stats."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 from sqlalchemy import Engine
 
@@ -10,6 +12,7 @@ from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.web import create_base_app, health_blueprint
 from metrics_service.catalogue_store import CatalogueStore
+from metrics_service.schemas import Folding
 from metrics_service.store import MetricsStore
 
 
@@ -33,17 +36,26 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["retention"] = RetentionThread(store, settings.event_retention_days,
                                                       settings.retention_check_seconds).start()
 
-    from metrics_service import catalogue, export, ingest, reports, results
+    from metrics_service import catalogue, export, folding, ingest, reports, results
     from metrics_service import openapi as metrics_service_openapi
 
     app.register_blueprint(openapi_blueprint(metrics_service_openapi.spec))
-    app.register_blueprint(health_blueprint(lambda: ping(engine)))
+    app.register_blueprint(health_blueprint(lambda: ping(engine), lambda: fold_health(store)))
     app.register_blueprint(ingest.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(results.bp)
     app.register_blueprint(export.bp)
     app.register_blueprint(catalogue.bp)
+    app.register_blueprint(folding.bp)
     return app
+
+
+def fold_health(store: MetricsStore) -> dict[str, Any]:
+    """/health's report: the fold queue, and "degraded" (still 200) while an event is left out of the
+    aggregates or the oldest queued one has waited over a minute (FoldBacklog.behind)."""
+    backlog = store.fold_backlog()
+    return {"status": "degraded" if backlog.behind else "ok",
+            "folding": Folding.model_validate(backlog, from_attributes=True).model_dump()}
 
 
 def init_schema(engine: Engine) -> None:

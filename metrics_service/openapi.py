@@ -9,6 +9,7 @@ from core.openapi import (
     answer_schemas,
     build_spec,
     health_path,
+    health_schema,
     model_schemas,
     operation,
     path_param,
@@ -16,6 +17,7 @@ from core.openapi import (
     ref,
 )
 from metrics_service.encoding import MEDIA_TYPES
+from metrics_service.folding import FOLD_FAILURES_SHOWN
 from metrics_service.schemas import (
     Accepted,
     CumulativeQuery,
@@ -26,6 +28,8 @@ from metrics_service.schemas import (
     EventTypeList,
     EventTypeRecord,
     ExperimentExportQuery,
+    FoldFailureList,
+    Folding,
     Funnel,
     MetricIn,
     MetricList,
@@ -123,9 +127,14 @@ def spec() -> dict[str, Any]:
             "type the number of events and the first one's time, streamed (csv or ndjson); resume with "
             "after=<variant>:<visitor_id> of the last row", ("csv", "ndjson"),
             [*key, *query_params(ExperimentExportQuery)])},
+        "/events/fold-failures": {"get": operation(
+            f"The latest {FOLD_FAILURES_SHOWN} events whose fold into the aggregates failed on its own (admin): left "
+            "out of them, kept in the events, counted by the next rebuild", (200, ref("FoldFailureList")))},
     }
-    schemas = {**answer_schemas(Accepted, Stats, EventSeries, Funnel, Results, CumulativeSeries, SegmentResults,
-                               Traffic, Summary, Plan, EventTypeList, EventTypeRecord, MetricList, MetricRecord),
+    schemas = {"Health": health_schema(folding=ref("Folding")),
+               **answer_schemas(Folding, FoldFailureList, Accepted, Stats, EventSeries, Funnel, Results,
+                                CumulativeSeries, SegmentResults, Traffic, Summary, Plan, EventTypeList,
+                                EventTypeRecord, MetricList, MetricRecord),
                **model_schemas(Event, EventTypeIn, MetricIn, MetricPatch, PlanIn)}
     return build_spec(
         "metrics_service", "Landing Lab metrics_service", "Event ingest, aggregate stats and experiment results.",

@@ -210,6 +210,32 @@ class ExperimentExportQuery(Query):
 
 # Answers ---------------------------------------------------------------------------------------------
 
+class Folding(BaseModel):
+    """/health's account of the fold queue (README, "Aggregates kept a moment behind ingest"). Counts
+    stop at 100,000; `queued_more` / `failed_more` say there are more. `failed`: events whose fold
+    failed on its own, left out of the aggregates (kept in events) until a rebuild."""
+
+    queued: int
+    queued_more: bool
+    oldest_queued_seconds: float | None  # how long the oldest queued event has waited; None: none waits
+    failed: int
+    failed_more: bool
+
+
+class FoldFailure(BaseModel):
+    """An event whose fold failed (GET /events/fold-failures): what it is, never whose."""
+
+    event_id: str
+    experiment: str | None  # None: the event is no longer stored
+    event_type: str | None
+    error: str  # the error's type and where it was raised; the log has the rest
+    failed_at: datetime
+
+
+class FoldFailureList(BaseModel):
+    failures: list[FoldFailure]  # the latest, newest first
+
+
 class Accepted(BaseModel):
     accepted: int
     duplicates: int

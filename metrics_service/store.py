@@ -399,6 +399,16 @@ class MetricsStore:
         return FoldBacklog(queued, queued_more, None if oldest is None else max(0, oldest) / 1000,
                            failed, failed_more)
 
+    def fold_failures(self, limit: int) -> list[tuple[str, str | None, str | None, str, int]]:
+        """The latest `limit` events whose fold failed: (event_id, experiment, event_type, error,
+        failed_at ms), newest first (experiment and event type None for an event no longer stored)."""
+        query = (select(fold_failed.c.event_id, events.c.experiment, events.c.event_type, fold_failed.c.error,
+                        fold_failed.c.failed_at)
+                 .select_from(fold_failed.outerjoin(events, events.c.event_id == fold_failed.c.event_id))
+                 .order_by(fold_failed.c.failed_at.desc(), fold_failed.c.event_id).limit(limit))
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
     def _fold_queued(self, conn: Connection, limit: int, upto: int | None,
                      after: int | None = None) -> tuple[int, Callable[[], None]]:
         query = select(fold_queue.c.seq, fold_queue.c.event_id).order_by(fold_queue.c.seq).limit(limit)

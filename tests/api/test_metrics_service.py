@@ -12,8 +12,11 @@ def post(client, payload):
     return client.post("/events", json=payload)
 
 
+NOTHING_QUEUED = {"queued": 0, "queued_more": False, "oldest_queued_seconds": None, "failed": 0, "failed_more": False}
+
+
 def test_health(metrics_client):
-    assert metrics_client.get("/health").get_json() == {"status": "ok"}
+    assert metrics_client.get("/health").get_json() == {"status": "ok", "folding": NOTHING_QUEUED}
 
 
 def test_single_and_batch_ingest(metrics_client, metrics_app):
