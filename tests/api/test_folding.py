@@ -62,3 +62,9 @@ def test_an_admin_sees_the_events_whose_fold_failed(metrics_client, metrics_app,
     assert {k: failure[k] for k in ("event_id", "experiment", "event_type")} == {
         "event_id": bad_id, "experiment": "landing", "event_type": "cta_click"}
     assert abs(datetime.fromisoformat(failure["failed_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
+
+    monkeypatch.undo()  # the bug is fixed: a rebuild counts the event and empties the list
+    assert metrics_app.test_cli_runner().invoke(args=["rebuild-aggregates"]).exit_code == 0
+    assert metrics_client.get("/stats").get_json()["total_events"] == 3
+    assert metrics_app.test_client().get("/events/fold-failures", headers=ADMIN).get_json() == {"failures": []}
+    assert metrics_client.get("/health").get_json() == {"status": "ok", "folding": NOTHING_QUEUED}
