@@ -8,6 +8,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,6 +109,9 @@ fold_failed = Table(
 FOLD_ROWS = 2000  # events folded per transaction: the write lock is held for tens of milliseconds
 FOLD_DELAY = 0.05  # seconds the folder lets ingest gather after being woken: fewer, larger folds
 FOLD_POLL = 2.0  # seconds between looks at the queue when not woken (another process's leftovers)
+# Events one process sets aside (fold_failed) in a minute at most: more means the fold itself is broken
+# (a bug that fails every event) rather than some events, and the rest stays queued for the fix.
+SET_ASIDE_PER_MINUTE = 100
 BACKLOG_COUNT = 100_000  # /health counts queued and failed entries up to this many (a bounded scan), then says more
 BACKLOG_LAG = 60.0  # seconds: a queue whose oldest entry waited longer means the folding falls behind
 
@@ -238,6 +242,7 @@ class MetricsStore:
         self._refused: set[tuple[str, str]] = set()  # values of full dimensions known not to be kept
         self._folder: Folder | None = None  # folding in the background (start_folding), else in insert_events
         self._folding = threading.Lock()  # the folder and readouts of this process fold in turn
+        self._set_aside: deque[float] = deque()  # when this process set events aside, the last minute's
 
     def init_schema(self) -> None:
         upgrade(self.engine, MIGRATIONS, VERSION_TABLE)
@@ -328,7 +333,7 @@ class MetricsStore:
             try:
                 taken, remember = run_write(self.engine, lambda conn: self._fold_queued(conn, limit, upto))
             except Exception as exc:
-                if is_transient(exc):  # the database is away or busy: the entries wait, nothing is lost
+                if is_transient(exc) or self._failing_everything():  # the entries wait, nothing is lost
                     raise
                 return self._fold_apart(self._queued_entries(limit, upto))
             remember()
@@ -346,7 +351,8 @@ class MetricsStore:
         """Fold the queued `entries` (oldest first, a run of the queue) after a fold of them failed (not
         transiently): all together once more, then, while that fails, each half the same way, so one
         entry whose fold fails on its own (_quarantine) costs about 2 log2(n) short folds and holds up
-        nothing else. How many entries left the queue. Only failures take this path."""
+        nothing else; past SET_ASIDE_PER_MINUTE, the error is raised instead. How many entries left the
+        queue. Only failures take this path."""
         if not entries:
             return 0
         first, last = entries[0][0], entries[-1][0]
@@ -357,6 +363,8 @@ class MetricsStore:
             if is_transient(exc):
                 raise
             if len(entries) == 1:
+                if self._failing_everything():
+                    raise
                 return self._quarantine(*entries[0], exc)
         else:
             remember()
@@ -379,9 +387,17 @@ class MetricsStore:
 
         if not run_write(self.engine, work):
             return 0
+        self._set_aside.append(time.monotonic())
         log.error("event %s could not be folded into the aggregates: left out of them (listed in fold_failed, "
                   "kept in events) until a rebuild counts it", event_id, exc_info=error)
         return 1
+
+    def _failing_everything(self) -> bool:
+        """Whether this process set SET_ASIDE_PER_MINUTE events aside in the last minute: then a fold
+        that fails is left to fail (the readout with it), its entries queued, rather than taken apart."""
+        while self._set_aside and self._set_aside[0] < time.monotonic() - 60:
+            self._set_aside.popleft()
+        return len(self._set_aside) >= SET_ASIDE_PER_MINUTE
 
     def fold_backlog(self) -> FoldBacklog:
         """What waits to be folded and what failed to be: two counts that stop at BACKLOG_COUNT and the

@@ -155,13 +155,24 @@ def failed_rows(store: MetricsStore) -> list[tuple]:
 
 
 def within(seconds: float, call):
-    """call() in a thread; its result, failing the test when it has not returned after `seconds`."""
-    result = []
-    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    """call() in a thread: its result, or the exception it raised; the test fails when it has not
+    returned after `seconds`."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append((call(), None))
+        except Exception as exc:  # noqa: BLE001 - raised again in the test's thread
+            outcome.append((None, exc))
+
+    thread = threading.Thread(target=run, daemon=True)  # a call that hangs does not hold up the tests' exit
     thread.start()
     thread.join(seconds)
-    assert result, f"{call} did not return within {seconds} s"
-    return result[0]
+    assert outcome, f"{call} did not return within {seconds} s"
+    result, error = outcome[0]
+    if error is not None:
+        raise error
+    return result
 
 
 def drop_events(store: MetricsStore, event_ids: list[str]) -> None:
@@ -283,3 +294,19 @@ def test_retention_keeps_an_event_whose_fold_failed_until_a_rebuild_counts_it(st
     store.rebuild_aggregates()
     assert store.count_events() == 1  # the kept event, counted again; the deleted ones are not in a rebuild
     assert store.delete_events_before(cutoff, 100) == 1
+
+
+def test_a_fold_that_fails_for_every_event_sets_a_few_aside_then_leaves_the_rest_queued(store, monkeypatch):
+    monkeypatch.setattr(store_module, "SET_ASIDE_PER_MINUTE", 3)
+    poison(monkeypatch, *(f"v{n}" for n in range(10)))  # a bug: every event fails
+    store.insert_events(*stored_form(clicks(10)))
+    with pytest.raises(ValueError):
+        within(30, store.count_events)  # fails at once rather than take every event apart
+    assert (len(failed_rows(store)), queued(store)) == (3, 7)
+    with pytest.raises(ValueError):
+        store.count_events()
+    assert (len(failed_rows(store)), queued(store)) == (3, 7)
+    monkeypatch.undo()  # the fix: what waited is folded, and a rebuild counts the three set aside
+    assert store.count_events() == 7
+    store.rebuild_aggregates()
+    assert store.count_events() == 10
