@@ -96,6 +96,7 @@ fold_queue = Table(
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("event_id", String(36), nullable=False),
     Column("queued_at", BigInteger, nullable=False, server_default=FetchedValue()),  # ms, the database's clock
+    sqlite_autoincrement=True,  # numbers never handed out again (see migration m0010)
 )
 # The queued events whose fold failed on its own (a bug, or data the fold cannot take), out of the queue
 # so that the rest is folded: still in events, out of the aggregates until a rebuild counts them.

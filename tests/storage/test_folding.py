@@ -310,3 +310,15 @@ def test_a_fold_that_fails_for_every_event_sets_a_few_aside_then_leaves_the_rest
     assert store.count_events() == 7
     store.rebuild_aggregates()
     assert store.count_events() == 10
+
+
+def test_queue_numbers_are_never_handed_out_again(store):
+    """A readout folds "up to the last entry queued before it": an entry queued after it must come after."""
+    store.insert_events(*stored_form(clicks(3)))
+    with store.engine.connect() as conn:
+        last = conn.execute(select(func.max(fold_queue.c.seq))).scalar_one()
+    store.settle()
+    assert queued(store) == 0
+    store.insert_events(*stored_form(clicks(2, prefix="w")))
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.min(fold_queue.c.seq))).scalar_one() > last

@@ -20,9 +20,11 @@ depends_on = None
 def upgrade() -> None:
     queued_at = sa.Column("queued_at", sa.BigInteger, nullable=False,
                           server_default=sa.text(now_millis_sql(op.get_bind().dialect.name)))
-    # SQLite adds no column with a default that is not a constant: the (short) queue's table is made again
+    # SQLite adds no column with a default that is not a constant: the (short) queue's table is made again,
+    # now with AUTOINCREMENT: without it SQLite hands out the numbers of entries already folded again once
+    # the queue empties, and a readout settling "up to the last entry" would chase entries queued after it
     with op.batch_alter_table("fold_queue", recreate="always" if op.get_bind().dialect.name == "sqlite"
-                              else "auto") as batch:
+                              else "auto", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(queued_at)
     op.create_table(
         "fold_failed",
