@@ -182,13 +182,15 @@ def send(metrics_url: str, ingest_key: str | None, events: list[dict[str, Any]])
     return accepted, duplicates
 
 
-def run(ab_url: str, metrics_url: str, admin_token: str, ingest_key: str | None, seed: int = 17) -> int:
-    """Define the experiments and send the traffic; the number of events newly stored."""
+def run(ab_url: str, metrics_url: str, admin_token: str, ingest_key: str | None, seed: int = 17,
+        now: datetime | None = None) -> int:
+    """Define the experiments and send the traffic of the DAYS days before `now` (default: the current
+    time); the number of events newly stored."""
     content = supports_content(ab_url, admin_token)
     for demo in EXPERIMENTS:
         define(ab_url, admin_token, demo, content)
     rng = random.Random(seed)
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     events = [e for visitor, at in visits(rng, now) for demo in EXPERIMENTS for e in events_for(demo, visitor, at,
                                                                                                 now, rng)]
     events.sort(key=lambda e: e["timestamp"])
