@@ -108,18 +108,22 @@ def define(ab_url: str, token: str, demo: Demo, content: bool) -> None:
                            timeout=10).raise_for_status()
 
 
-def visits(rng: random.Random, now: datetime) -> list[tuple[str, datetime]]:
-    """About 5,000 visitors over DAYS days: more on weekdays, more by day than by night."""
+def visits(seed: int, now: datetime) -> list[tuple[str, datetime]]:
+    """About 5,000 visitors over DAYS days: more on weekdays, more by day than by night. Each day draws
+    from a generator of its own (the seed and how many days ago it is), so a day's visitors stay the
+    same whatever the time of day: a later clock only adds today's later visitors."""
     hours = [0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.35, 0.6, 0.9, 1.1, 1.2, 1.2, 1.15, 1.2, 1.25, 1.2, 1.1, 1.0, 0.9,
              0.85, 0.8, 0.7, 0.55, 0.4]
     result = []
     for day in range(DAYS, -1, -1):
+        rng = random.Random(f"{seed}:{day}")
         date = (now - timedelta(days=day)).replace(hour=0, minute=0, second=0, microsecond=0)
         count = int(rng.gauss(380 if date.weekday() < 5 else 240, 25))
         for _ in range(count):
             at = date + timedelta(hours=rng.choices(range(24), hours)[0], minutes=rng.uniform(0, 60))
+            visitor = str(uuid.UUID(int=rng.getrandbits(128)))
             if at < now:
-                result.append((str(uuid.UUID(int=rng.getrandbits(128))), at))
+                result.append((visitor, at))
     return result
 
 
@@ -148,12 +152,15 @@ def context_for(visitor: str) -> dict[str, str]:
     return {**pick(SOURCES), **pick(DEVICES), "country": pick(COUNTRIES), "path": "/"}
 
 
-def events_for(demo: Demo, visitor: str, at: datetime, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
+def events_for(demo: Demo, visitor: str, at: datetime, now: datetime) -> list[dict[str, Any]]:
+    """The visitor's events in the experiment. What they do is drawn from a generator of their own, so it
+    does not depend on how many visitors came before them (nor, through that, on the clock)."""
     start, end = now - timedelta(days=demo.days[1]), now - timedelta(days=demo.days[0])
     if demo.status == "draft" or not start <= at <= end:
         return []
     variant = assign_variant(visitor, [v["name"] for v in demo.variants], [v["weight"] for v in demo.variants],
                              1.0, demo.key)
+    rng = random.Random(f"{demo.key}:{visitor}")
     if variant is None or rng.random() < demo.lose.get(variant, 0.0):
         return []
 
@@ -182,6 +189,13 @@ def send(metrics_url: str, ingest_key: str | None, events: list[dict[str, Any]])
     return accepted, duplicates
 
 
+def traffic(now: datetime, seed: int = 17) -> list[dict[str, Any]]:
+    """The events of the DAYS days before `now`, oldest first."""
+    events = [e for visitor, at in visits(seed, now) for demo in EXPERIMENTS
+              for e in events_for(demo, visitor, at, now)]
+    return sorted(events, key=lambda e: e["timestamp"])
+
+
 def run(ab_url: str, metrics_url: str, admin_token: str, ingest_key: str | None, seed: int = 17,
         now: datetime | None = None) -> int:
     """Define the experiments and send the traffic of the DAYS days before `now` (default: the current
@@ -189,11 +203,7 @@ def run(ab_url: str, metrics_url: str, admin_token: str, ingest_key: str | None,
     content = supports_content(ab_url, admin_token)
     for demo in EXPERIMENTS:
         define(ab_url, admin_token, demo, content)
-    rng = random.Random(seed)
-    now = now or datetime.now(UTC)
-    events = [e for visitor, at in visits(rng, now) for demo in EXPERIMENTS for e in events_for(demo, visitor, at,
-                                                                                                now, rng)]
-    events.sort(key=lambda e: e["timestamp"])
+    events = traffic(now or datetime.now(UTC), seed)
     accepted, duplicates = send(metrics_url, ingest_key, events)
     print(f"demo: {len(EXPERIMENTS)} experiments, {len(events):,} events sent ({accepted:,} new, "
           f"{duplicates:,} already there)")
