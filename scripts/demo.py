@@ -52,9 +52,11 @@ class Demo:
 
 
 EXPERIMENTS = [
+    # B signs up 9.2% -> 14.5% of visitors: at about 2,300 visitors a variant the always-valid test calls it
+    # in all but about 0.3% of draws (it was 9.2% -> 13.0%, missed in about 16%).
     Demo("landing", "Landing page headline and layout",
          [{"name": "A", "weight": 0.5}, {"name": "B", "weight": 0.5}],
-         click={"A": 0.22, "B": 0.27}, signup={"A": 0.42, "B": 0.48}),
+         click={"A": 0.22, "B": 0.29}, signup={"A": 0.42, "B": 0.50}),
     Demo("cta_copy", "Which call-to-action text gets more clicks",
          [{"name": "A", "weight": 0.34, "overrides": {}},
           {"name": "B", "weight": 0.33, "overrides": {"cta_text": "Start free"}},
