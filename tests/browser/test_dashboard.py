@@ -11,6 +11,7 @@ import requests
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
+from core.events import DEFAULT_METRIC
 from harness.processes import ADMIN_TOKEN, INGEST_KEY, wait_for
 from scripts import demo
 from tests.helpers import console_problems, dashboard_sign_in, screenshot, settled
@@ -25,8 +26,21 @@ SERIOUS = ("serious", "critical")
 
 @pytest.fixture(scope="module")
 def traffic(stack):
+    # The demo's visitors and what they do are fixed by its seed; the clock only places the two weeks
+    # (tests/unit/test_demo.py checks that landing has a winner at any time of day).
     demo.run(stack.ab.url, stack.metrics.url, ADMIN_TOKEN, INGEST_KEY)
     return stack
+
+
+def counts(stack, key: str) -> str:
+    """What the verdict on the experiment's primary metric stands on, as metrics_service answers it: for a
+    failing assertion's message."""
+    body = requests.get(f"{stack.metrics.url}/experiments/{key}/results", params={"metric": DEFAULT_METRIC},
+                        headers=ADMIN, timeout=10).json()
+    arms = "; ".join(f"{v['variant']} {v['conversions']}/{v['visitors']} " + (
+        "(control)" if v["p_value"] is None
+        else f"(p {v['p_value']:.2g}, always-valid p {v['p_value_sequential']:.2g})") for v in body["variants"])
+    return f"{key} on {DEFAULT_METRIC}: {arms}. {body['verdict']}"
 
 
 def open_page(page, stack, path: str, heading: str) -> None:
@@ -88,7 +102,7 @@ def test_the_overview_lists_every_experiment_newest_activity_first(traffic, page
     by_key = {row[0]: row for row in rows}
     assert set(by_key) >= {"landing", "cta_copy", "promo_banner", "testimonials_test", "accent_test"}
     assert by_key["landing"][1] == "running" and by_key["landing"][2] == "14"
-    assert by_key["landing"][4].startswith("B beats A: +")
+    assert by_key["landing"][4].startswith("B beats A: +"), counts(traffic, "landing")
     assert by_key["promo_banner"][5] == "mismatch" and by_key["landing"][5] == "ok"
     assert by_key["testimonials_test"][1] == "stopped" and by_key["accent_test"][2] == "—"
     assert [row[0] for row in rows][-1] == "accent_test"  # no activity: last
@@ -98,7 +112,9 @@ def test_the_overview_lists_every_experiment_newest_activity_first(traffic, page
 
 def test_results_read_at_a_glance(traffic, page):
     open_page(page, traffic, "/results?experiment=landing", "Experiment results")
-    page.get_by_role("heading", name="Winner: B").wait_for()
+    verdict = page.locator(".st-key-verdict_card").get_by_role("heading")
+    verdict.wait_for()
+    assert verdict.inner_text() == "Winner: B", counts(traffic, "landing")
     header, control, treatment = grid(page)
     assert header == ["Variant", "Visitors", "Conversions", "Conversion rate", "Uplift vs control",
                       "Chance to beat control", "p-value", "Significance"]
