@@ -143,7 +143,8 @@ def segment_deltas(old_states: dict[tuple, tuple[int, int]], new_states: dict[tu
     the new one (pure)."""
     store: dict[tuple, tuple] = {}
     deltas: Counter = Counter()
-    for key in set(new_states) | set(batch_contexts):
+    # a key without a context before or after is in no segment either way
+    for key in {key for key in new_states if key in old_contexts} | set(batch_contexts):
         before_context = after_context = old_contexts.get(key)
         candidate = batch_contexts.get(key)
         if candidate is not None and (before_context is None or candidate[:2] < before_context[:2]):
@@ -270,8 +271,8 @@ class Aggregates:
 
     @staticmethod
     def _add(conn: Connection, table: Table, keys: Sequence[str], value: str, deltas: Counter) -> None:
-        """Upsert value += delta for each key, in key order (a stable lock order on PostgreSQL)."""
-        rows = [(*k, d) for k, d in sorted(deltas.items()) if d]
+        """Upsert value += delta for each key (upsert_rows writes them in key order on PostgreSQL)."""
+        rows = [(*k, d) for k, d in deltas.items() if d]
         upsert_rows(conn, table.name, (*keys, value), keys, rows, f"{value} = {table.name}.{value} + excluded.{value}")
 
     def apply(self, conn: Connection, rows: Sequence[Counted], known: Known,
@@ -295,15 +296,15 @@ class Aggregates:
         # a visitor whose context may change needs their state, whatever the memory says
         batch.update({key: states[key] for key in {x[:3] for x in exposures}})
         batch.update(widen(batch))
-        old = self._lock_states(conn, sorted(batch), {vid for _, _, vid in states})
+        old = self._lock_states(conn, list(batch), {vid for _, _, vid in states})
         deltas, changed = cohort_deltas(old, batch)
         upsert_rows(conn, self.visitor_state.name, self.state_columns, self.state_columns[:3],
-                    [(*k, first, mask) for k, (first, mask) in sorted(changed.items())],
+                    [(*k, first, mask) for k, (first, mask) in changed.items()],
                     "first_ts = excluded.first_ts, mask = excluded.mask")
         self._add(conn, self.agg_cohorts, ("experiment", "variant", "cohort_hour", "mask"), "visitors", deltas)
         # the contexts of every visitor of the batch, at the levels events and periods are kept
         levels = [*states, *{(ANY, v, vid) for _, v, vid in states}]
-        before, after = self._segments(conn, old, changed, earliest_contexts(exposures), levels)
+        before, after = self._segments(conn, old, batch, changed, earliest_contexts(exposures), levels)
         active_moves = self._event_segments(conn, rows, old, before, after)
         if on_states is not None:
             on_states(old, changed)
@@ -312,17 +313,20 @@ class Aggregates:
         # all new and need no look-up. Everyone else's go through insert_new.
         first_timers = {k for k in batch if k not in old}
         periods = known.unknown_periods(rows)
-        wanted = sorted(periods | {(ANY, v, vid, t, kind, p) for _, v, vid, t, kind, p in periods})
+        wanted = periods | {(ANY, v, vid, t, kind, p) for _, v, vid, t, kind, p in periods}
+        fresh: list[tuple] = []
+        rest: list[tuple] = []
         if conn.dialect.name == "sqlite":
-            fresh = [p for p in wanted if p[:3] in first_timers]
+            for period in wanted:
+                (fresh if period[:3] in first_timers else rest).append(period)
             insert_rows(conn, self.visitor_periods.name, self.period_columns, fresh)
-            rest = [p for p in wanted if p[:3] not in first_timers]
         else:  # one INSERT .. RETURNING either way
-            fresh, rest = [], wanted
+            rest = list(wanted)
         fresh += insert_new(conn, self.visitor_periods.name, self.period_columns, rest, key=self.period_columns)
         self._add(conn, self.agg_active, ("experiment", "variant", "event_type", "kind", "period"), "visitors",
                   Counter((e, v, t, k, p) for e, v, _, t, k, p in fresh))
-        by_segment(((p, 1) for p in fresh), after, into=active_moves)
+        if after:
+            by_segment(((p, 1) for p in fresh), after, into=active_moves)
         self._add(conn, self.agg_active_segments,
                   ("experiment", "variant", "dimension", "value", "event_type", "kind", "period"), "visitors",
                   active_moves)
@@ -332,18 +336,21 @@ class Aggregates:
 
         return remember
 
-    def _segments(self, conn: Connection, old: dict[tuple, tuple[int, int]], changed: dict[tuple, tuple[int, int]],
-                  batch_contexts: dict[tuple, tuple], levels: Sequence[tuple]) -> tuple[dict, dict]:
+    def _segments(self, conn: Connection, old: dict[tuple, tuple[int, int]], looked_up: dict[tuple, Any],
+                  changed: dict[tuple, tuple[int, int]], batch_contexts: dict[tuple, tuple], levels: Sequence[tuple]
+                  ) -> tuple[dict, dict]:
         """Move the visitors whose state or context changed between segments (under the visitors' locks).
         Returns the contexts' values, before and after the batch, of those visitors and of `levels`
-        (those without a context left out)."""
-        keys = sorted(set(changed) | set(batch_contexts) | set(levels))
+        (those without a context left out). `looked_up`: the keys whose states were read (`old`: those
+        found); a context is stored only beside a state, so only the keys found, or not read (the
+        memory knows their state), can have one."""
+        keys = [key for key in {*changed, *batch_contexts, *levels} if key in old or key not in looked_up]
         columns = self.context_columns
         old_contexts = {tuple(row[:3]): (row[3], row[4], tuple(row[5:]))
                         for row in find_rows(conn, self.visitor_context.name, columns[:3], columns, keys)}
         store, deltas = segment_deltas(old, changed, old_contexts, batch_contexts)
         upsert_rows(conn, self.visitor_context.name, columns, columns[:3],
-                    [(*key, ts, event_id, *values) for key, (ts, event_id, values) in sorted(store.items())],
+                    [(*key, ts, event_id, *values) for key, (ts, event_id, values) in store.items()],
                     ", ".join(f"{name} = excluded.{name}" for name in columns[3:]))
         self._add(conn, self.agg_segments, ("experiment", "variant", "dimension", "value", "cohort_hour", "mask"),
                   "visitors", deltas)
@@ -379,16 +386,23 @@ class Aggregates:
         concurrent instances update each visitor in turn. The other `visitors` of the batch (whose
         rows exist: their states are known) are share-locked: their events are counted in the segment
         of a context that no other transaction can change meanwhile. On SQLite the ingest
-        transaction holds the database's write lock from its start."""
+        transaction holds the database's write lock from its start.
+        A visitor with no counted event has no (ANY, ANY) state, and then no state at all: their other
+        keys are looked up only when that one is found (a first-time visitor costs one look-up)."""
         table, columns = self.visitor_state.name, self.state_columns
+        overall = [k for k in keys if k[0] == ANY and k[1] == ANY]
         if conn.dialect.name == "postgresql":
-            locked = [(*k, 0, 0) for k in keys if k[:2] == (ANY, ANY)]
-            upsert_rows(conn, table, columns, columns[:3], locked,
+            upsert_rows(conn, table, columns, columns[:3], [(*k, 0, 0) for k in overall],
                         f"mask = {table}.mask")  # a no-op update: still locks the row
-            shared = sorted(visitors - {row[2] for row in locked})
+            shared = sorted(visitors - {k[2] for k in overall})
             find_rows(conn, table, columns[:3], columns[:3], [(ANY, ANY, vid) for vid in shared], lock="SHARE")
-        found = find_rows(conn, table, columns[:3], columns, keys)
-        return {(e, v, vid): (first, mask) for e, v, vid, first, mask in found if mask}
+        found = {(e, v, vid): (first, mask) for e, v, vid, first, mask in find_rows(conn, table, columns[:3], columns,
+                                                                                   overall) if mask}
+        seen = {vid for _, _, vid in found}
+        others = [k for k in keys if k[2] in seen and (k[0] != ANY or k[1] != ANY)]
+        found.update(((e, v, vid), (first, mask)) for e, v, vid, first, mask in find_rows(
+            conn, table, columns[:3], columns, others) if mask)
+        return found
 
     def rebuild(self, conn: Connection, events: Table, contexts: Table | None = None, registered: Any = None) -> None:
         """Recompute every aggregate from the raw events and their contexts (bulk loads, migrations,

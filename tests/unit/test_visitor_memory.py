@@ -1,7 +1,7 @@
 """What a worker remembers it has written, and what it therefore skips."""
 from metrics_service.aggregates import ANY_TYPE, Counted, batch_states
 from metrics_service.series import DAY_MS, HOUR_MS
-from metrics_service.visitor_memory import Known, Recent, VisitorMemo
+from metrics_service.visitor_memory import SLOT, Known, Recent, covers_state, memo_of, period_bits, saw_period
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % DAY_MS  # midnight
 
@@ -18,25 +18,29 @@ def test_recent_keeps_the_latest_writes_within_its_limit():
 
 
 def test_memo_covers_a_state_only_when_nothing_would_change():
-    memo = VisitorMemo(first_ts=T0 + 100, mask=0b011)
-    assert memo.covers_state(T0 + 100, 0b001)
-    assert memo.covers_state(T0 + 500, 0b011)
-    assert not memo.covers_state(T0 + 99, 0b001)  # an earlier first event
-    assert not memo.covers_state(T0 + 500, 0b100)  # a new event type
+    memo = memo_of(first_ts=T0 + 100, mask=0b011)
+    assert covers_state(memo, T0 + 100, 0b001)
+    assert covers_state(memo, T0 + 500, 0b011)
+    assert not covers_state(memo, T0 + 99, 0b001)  # an earlier first event
+    assert not covers_state(memo, T0 + 500, 0b100)  # a new event type
+
+
+def has_period(memo, kind, period, bit) -> bool:
+    return bool(period_bits(memo, SLOT[kind], period) & bit)
 
 
 def test_memo_keeps_the_latest_hour_and_day():
-    memo = VisitorMemo(T0, 1)
-    memo.saw_period("h", T0 + HOUR_MS, 1)
-    memo.saw_period("h", T0, 2)  # an older hour does not replace the latest
-    assert memo.has_period("h", T0 + HOUR_MS, 1)
-    assert not memo.has_period("h", T0, 2)
-    memo.saw_period("h", T0 + HOUR_MS, 2)
-    assert memo.has_period("h", T0 + HOUR_MS, 2)
-    memo.saw_period("h", T0 + 2 * HOUR_MS, 4)
-    assert not memo.has_period("h", T0 + HOUR_MS, 1)
-    memo.saw_period("d", T0, 8)
-    assert memo.has_period("d", T0, 8) and not memo.has_period("d", T0 + DAY_MS, 8)
+    memo = saw_period(memo_of(T0, 1), "h", T0 + HOUR_MS, 1)
+    memo = saw_period(memo, "h", T0, 2)  # an older hour does not replace the latest
+    assert has_period(memo, "h", T0 + HOUR_MS, 1)
+    assert not has_period(memo, "h", T0, 2)
+    memo = saw_period(memo, "h", T0 + HOUR_MS, 2)
+    assert has_period(memo, "h", T0 + HOUR_MS, 2)
+    memo = saw_period(memo, "h", T0 + 2 * HOUR_MS, 4)
+    assert not has_period(memo, "h", T0 + HOUR_MS, 1)
+    memo = saw_period(memo, "d", T0, 8)
+    assert has_period(memo, "d", T0, 8) and not has_period(memo, "d", T0 + DAY_MS, 8)
+    assert memo[:2] == (T0, 1)  # the state is left as it was
 
 
 def test_known_skips_only_what_was_remembered():
