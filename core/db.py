@@ -262,8 +262,37 @@ def chunked(items: Sequence, size: int):
         yield items[start:start + size]
 
 
-# Rows per multi-row statement: 500 rows x 8 columns stays far below both backends' parameter limits.
+# Rows per multi-row statement. SQLite binds each value: 500 rows x 8 columns stays far below its
+# limit. PostgreSQL takes one array per column (see _relation), whatever the number of rows: larger
+# statements save round trips (a fold writes tens of thousands of rows).
 CHUNK_ROWS = 500
+POSTGRES_CHUNK_ROWS = 5_000
+
+
+def chunk_rows(conn) -> int:
+    return POSTGRES_CHUNK_ROWS if conn.dialect.name == "postgresql" else CHUNK_ROWS
+
+
+def _arrays(chunk: Sequence[tuple]) -> list[tuple[list, str]]:
+    """Rows as one array per column, each with its PostgreSQL type: float8[] where a value is a float
+    (the ints among them made floats: a binary array holds one type), bigint[] where values are ints,
+    text[] otherwise (a column of NULLs too)."""
+    arrays = []
+    for values in zip(*chunk, strict=True):
+        kinds = set(map(type, values))
+        if float in kinds:
+            arrays.append(([v if v is None else float(v) for v in values] if int in kinds else list(values),
+                           "float8[]"))
+        else:
+            arrays.append((list(values), "bigint[]" if int in kinds else "text[]"))
+    return arrays
+
+
+def _unnest(arrays: Sequence[tuple[list, str]]) -> tuple[str, tuple]:
+    """The arrays as a relation v(column1, column2, ...), sent in binary (no quoting of each value)."""
+    names = ", ".join(f"column{i}" for i in range(1, len(arrays) + 1))
+    casts = ", ".join(f"%b::{cast}" for _, cast in arrays)
+    return f"SELECT * FROM unnest({casts}) AS v({names})", tuple(values for values, _ in arrays)
 
 
 def _relation(conn, columns: int, chunk: Sequence[tuple]) -> tuple[str, tuple]:
@@ -271,21 +300,30 @@ def _relation(conn, columns: int, chunk: Sequence[tuple]) -> tuple[str, tuple]:
     one array per column, one small statement whatever the number of rows (a VALUES list of 500
     rows makes PostgreSQL parse and plan thousands of parameters every time)."""
     if conn.dialect.name == "postgresql":
-        arrays = [list(values) for values in zip(*chunk, strict=True)]
-        casts = ["float8[]" if any(isinstance(v, float) for v in values)
-                 else "bigint[]" if any(isinstance(v, int) for v in values) else "text[]" for values in arrays]
-        names = ", ".join(f"column{i}" for i in range(1, columns + 1))
-        return f"SELECT * FROM unnest({', '.join(f'%s::{cast}' for cast in casts)}) AS v({names})", tuple(arrays)
+        return _unnest(_arrays(chunk))
     return f"VALUES {placeholders(conn, columns, len(chunk))}", tuple(chain.from_iterable(chunk))
 
 
 def _insert(conn, table: str, columns: Sequence[str], chunk: Sequence[tuple]) -> tuple[str, tuple]:
     if conn.dialect.name == "postgresql":  # a column that is NULL in every row is left to its default
-        kept = [i for i in range(len(columns)) if any(row[i] is not None for row in chunk)]
-        if len(kept) < len(columns):
-            columns, chunk = [columns[i] for i in kept], [tuple(row[i] for i in kept) for row in chunk]
-    rows, params = _relation(conn, len(columns), chunk)
+        arrays = _arrays(chunk)
+        kept = [i for i, (values, _) in enumerate(arrays) if values.count(None) < len(values)]
+        rows, params = _unnest([arrays[i] for i in kept])
+        columns = [columns[i] for i in kept]
+    else:
+        rows, params = _relation(conn, len(columns), chunk)
     return f"INSERT INTO {table} ({', '.join(columns)}) {rows}", params
+
+
+def _fetch_all(conn, statement: str, params) -> list[tuple]:
+    """The rows of a statement run on the connection's DBAPI cursor, as the driver's tuples (no
+    SQLAlchemy row per row), inside the connection's transaction."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple],
@@ -299,11 +337,10 @@ def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys
     locking = ""
     if lock is not None and conn.dialect.name == "postgresql":
         locking = f" ORDER BY {', '.join('t.' + name for name in key)} FOR {lock} OF t"
-    for chunk in chunked(keys, CHUNK_ROWS):
+    for chunk in chunked(keys, chunk_rows(conn)):
         rows, params = _relation(conn, len(key), chunk)
-        found.extend(tuple(row) for row in conn.exec_driver_sql(
-            f"SELECT {', '.join('t.' + c for c in columns)} FROM ({rows}) AS v JOIN {table} AS t ON {match}{locking}",
-            params))
+        selected = ", ".join("t." + c for c in columns)
+        found += _fetch_all(conn, f"SELECT {selected} FROM ({rows}) AS v JOIN {table} AS t ON {match}{locking}", params)
     return found
 
 
@@ -330,10 +367,9 @@ def insert_new(conn, table: str, columns: Sequence[str], rows: Sequence[tuple], 
         unique.setdefault(get_key(row), row)
     if conn.dialect.name == "postgresql":
         stored: set[tuple] = set()
-        for chunk in chunked([unique[k] for k in sorted(unique)], CHUNK_ROWS):
+        for chunk in chunked([unique[k] for k in sorted(unique)], POSTGRES_CHUNK_ROWS):
             statement, params = _insert(conn, table, columns, chunk)
-            stored.update(tuple(r) for r in conn.exec_driver_sql(
-                f"{statement} ON CONFLICT DO NOTHING RETURNING {', '.join(key)}", params))
+            stored.update(_fetch_all(conn, f"{statement} ON CONFLICT DO NOTHING RETURNING {', '.join(key)}", params))
         return [row for k, row in unique.items() if k in stored]
     present = set(find_rows(conn, table, key, key, list(unique)))
     new = [row for k, row in unique.items() if k not in present]
@@ -343,7 +379,7 @@ def insert_new(conn, table: str, columns: Sequence[str], rows: Sequence[tuple], 
 
 def insert_rows(conn, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
     """A plain INSERT of many rows per statement."""
-    for chunk in chunked(rows, CHUNK_ROWS):
+    for chunk in chunked(rows, chunk_rows(conn)):
         conn.exec_driver_sql(*_insert(conn, table, columns, chunk))
 
 
@@ -353,7 +389,7 @@ def upsert_rows(conn, table: str, columns: Sequence[str], key: Sequence[str], ro
     On PostgreSQL in key order: each row is locked as it is written (see insert_new)."""
     if conn.dialect.name == "postgresql":
         rows = sorted(rows, key=key_of(columns, key))
-    for chunk in chunked(rows, CHUNK_ROWS):
+    for chunk in chunked(rows, chunk_rows(conn)):
         statement, params = _insert(conn, table, columns, chunk)
         conn.exec_driver_sql(f"{statement} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {update}", params)
 

@@ -310,18 +310,15 @@ class Aggregates:
             on_states(old, changed)
 
         # A visitor with no counted event before this batch has no period rows yet: theirs are
-        # all new and need no look-up. Everyone else's go through insert_new.
+        # all new and need no look-up (on PostgreSQL no other transaction writes them meanwhile:
+        # the visitor's state is locked). Everyone else's go through insert_new.
         first_timers = {k for k in batch if k not in old}
         periods = known.unknown_periods(rows)
-        wanted = periods | {(ANY, v, vid, t, kind, p) for _, v, vid, t, kind, p in periods}
         fresh: list[tuple] = []
         rest: list[tuple] = []
-        if conn.dialect.name == "sqlite":
-            for period in wanted:
-                (fresh if period[:3] in first_timers else rest).append(period)
-            insert_rows(conn, self.visitor_periods.name, self.period_columns, fresh)
-        else:  # one INSERT .. RETURNING either way
-            rest = list(wanted)
+        for period in periods | {(ANY, v, vid, t, kind, p) for _, v, vid, t, kind, p in periods}:
+            (fresh if period[:3] in first_timers else rest).append(period)
+        insert_rows(conn, self.visitor_periods.name, self.period_columns, fresh)
         fresh += insert_new(conn, self.visitor_periods.name, self.period_columns, rest, key=self.period_columns)
         self._add(conn, self.agg_active, ("experiment", "variant", "event_type", "kind", "period"), "visitors",
                   Counter((e, v, t, k, p) for e, v, _, t, k, p in fresh))

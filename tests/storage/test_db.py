@@ -7,6 +7,7 @@ from sqlalchemy import bindparam, column, select, table, text
 from sqlalchemy.exc import OperationalError
 
 from core.db import (
+    POSTGRES_CHUNK_ROWS,
     CompiledRead,
     WriteLock,
     find_rows,
@@ -45,11 +46,12 @@ def test_insert_new_returns_only_new_rows_first_of_each_key(engine):
 
 
 def test_insert_new_and_find_rows_handle_more_rows_than_one_statement(engine):
-    rows = [(f"k{i % 7}", i, None) for i in range(1234)]
+    count = 2 * POSTGRES_CHUNK_ROWS + 1234  # three statements on PostgreSQL, more on SQLite
+    rows = [(f"k{i % 7}", i, None) for i in range(count)]
     with write_transaction(engine) as conn:
-        assert len(insert_new(conn, "pairs", ("a", "b", "note"), rows, key=("a", "b"))) == 1234
-        found = find_rows(conn, "pairs", ("a", "b"), ("b",), [(f"k{i % 7}", i) for i in range(0, 1300, 2)])
-    assert sorted(b for (b,) in found) == list(range(0, 1234, 2))
+        assert len(insert_new(conn, "pairs", ("a", "b", "note"), rows, key=("a", "b"))) == count
+        found = find_rows(conn, "pairs", ("a", "b"), ("b",), [(f"k{i % 7}", i) for i in range(0, count + 100, 2)])
+    assert sorted(b for (b,) in found) == list(range(0, count, 2))
 
 
 def test_compiled_read_answers_the_first_row_with_its_parameters_by_name(engine):
@@ -89,6 +91,17 @@ def test_upsert_rows_inserts_and_updates(engine):
         upsert_rows(conn, "pairs", ("a", "b", "note"), ("a", "b"), [("x", 1, "new"), ("x", 2, "two")],
                     "note = excluded.note")
     assert stored(engine) == {("x", 1, "new"), ("x", 2, "two")}
+
+
+def test_rows_keep_their_values_whatever_the_mix_of_types_in_a_column(engine):
+    """Ints beside floats, NULLs, quotes, braces and non-ASCII text come back as they went in."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE mixed (k VARCHAR(20) PRIMARY KEY, n BIGINT, x FLOAT, note VARCHAR(20))"))
+    rows = [('a"{b},\\', 1, 2.5, None), ("é ö", None, 3, "x"), ("c", 2**40, None, None)]
+    with write_transaction(engine) as conn:
+        upsert_rows(conn, "mixed", ("k", "n", "x", "note"), ("k",), rows, "x = excluded.x")
+        found = find_rows(conn, "mixed", ("k",), ("k", "n", "x", "note"), [(row[0],) for row in rows])
+    assert sorted(found) == sorted(rows)
 
 
 def test_sqlite_write_transaction_holds_the_write_lock_from_its_start(tmp_path):
