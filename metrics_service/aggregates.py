@@ -68,18 +68,20 @@ ANY = "*"  # every experiment, every variant
 NONE = "(none)"  # a segment's value where the exposure's context has none (no utm_source: direct traffic...)
 
 
-def event_deltas(rows: Iterable[Any]) -> Counter:
-    return Counter((r.experiment, r.variant, r.event_type, bucket_start(r.ts, HOUR_MS)) for r in rows)
+def event_deltas(rows: Iterable[Counted]) -> Counter:
+    return Counter((experiment, variant, event_type, ts - ts % HOUR_MS)
+                   for experiment, variant, event_type, _, ts in rows)
 
 
-def batch_states(rows: Iterable[Any]) -> dict[tuple, tuple[int, int]]:
+def batch_states(rows: Iterable[Counted]) -> dict[tuple, tuple[int, int]]:
     """Per (experiment, variant, visitor): the batch's earliest time and its event-type mask."""
-    states: dict[tuple, list[int]] = {}
-    for r in rows:
-        state = states.setdefault((r.experiment, r.variant, r.visitor_id), [r.ts, 0])
-        state[0] = min(state[0], r.ts)
-        state[1] |= event_bit(r.event_type)
-    return {k: (v[0], v[1]) for k, v in states.items()}
+    states: dict[tuple, tuple[int, int]] = {}
+    for experiment, variant, event_type, visitor_id, ts in rows:
+        key = (experiment, variant, visitor_id)
+        before = states.get(key)
+        states[key] = (ts, event_bit(event_type)) if before is None else (
+            min(before[0], ts), before[1] | event_bit(event_type))
+    return states
 
 
 def widen(states: dict[tuple, tuple[int, int]]) -> dict[tuple, tuple[int, int]]:
@@ -163,9 +165,10 @@ def segment_deltas(old_states: dict[tuple, tuple[int, int]], new_states: dict[tu
     return store, deltas
 
 
-def visitor_event_deltas(rows: Iterable[Any]) -> Counter:
+def visitor_event_deltas(rows: Iterable[Counted]) -> Counter:
     """Per (experiment, variant, visitor, event_type, hour): the batch's events (pure)."""
-    return Counter((r.experiment, r.variant, r.visitor_id, r.event_type, bucket_start(r.ts, HOUR_MS)) for r in rows)
+    return Counter((experiment, variant, visitor_id, event_type, ts - ts % HOUR_MS)
+                   for experiment, variant, event_type, visitor_id, ts in rows)
 
 
 def by_segment(counts: Iterable[tuple[tuple, int]], contexts: dict[tuple, tuple], sign: int = 1,

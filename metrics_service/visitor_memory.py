@@ -102,13 +102,16 @@ class Known:
 
     def remember(self, states: dict[tuple, tuple[int, int]], periods: Iterable[tuple]) -> None:
         """After commit: the visitors' stored states, and period rows now known to be stored."""
-        get, put = self.visitors.get, self.visitors.put
-        for key, (first_ts, mask) in states.items():
-            memo = get(key)
-            put(key, memo_of(first_ts, mask) if memo is None else (first_ts, mask, *memo[2:]))
+        get = self.visitors.get
+        memos = {key: memo_of(first_ts, mask) if (memo := get(key)) is None else (first_ts, mask, *memo[2:])
+                 for key, (first_ts, mask) in states.items()}
         for experiment, variant, visitor_id, event_type, kind, period in periods:
-            key = (experiment, variant, visitor_id)
-            memo = get(key)
             bit = ANY_BIT if event_type == ANY_TYPE else EVENT_BITS.get(event_type)
-            if memo is not None and bit is not None:
-                put(key, saw_period(memo, kind, period, bit))
+            if bit is None:
+                continue
+            key = (experiment, variant, visitor_id)
+            memo = memos.get(key) or get(key)
+            if memo is not None:
+                memos[key] = saw_period(memo, kind, period, bit)
+        for key, memo in memos.items():
+            self.visitors.put(key, memo)
