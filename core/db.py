@@ -344,6 +344,14 @@ def find_rows(conn, table: str, key: Sequence[str], columns: Sequence[str], keys
     return found
 
 
+def delete_rows(conn, table: str, key: Sequence[str], keys: Sequence[tuple]) -> None:
+    """Delete the rows whose `key` columns equal one of `keys` (matched against the keys as a
+    relation, as in find_rows: one small statement per chunk, nothing compiled per key)."""
+    for chunk in chunked(keys, chunk_rows(conn)):
+        rows, params = _relation(conn, len(key), chunk)
+        conn.exec_driver_sql(f"DELETE FROM {table} WHERE ({', '.join(key)}) IN (SELECT * FROM ({rows}) AS v)", params)
+
+
 def key_of(columns: Sequence[str], key: Sequence[str]) -> Callable[[tuple], tuple]:
     """row -> the tuple of its `key` columns."""
     positions = [columns.index(name) for name in key]

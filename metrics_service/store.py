@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from core.db import (
+    delete_rows,
     find_rows,
     insert_ignore,
     insert_new,
@@ -438,7 +439,7 @@ class MetricsStore:
         taken = conn.execute(query).all()
         if not taken:
             return 0, lambda: None
-        conn.execute(delete(fold_queue).where(fold_queue.c.seq.in_([seq for seq, _ in taken])))
+        delete_rows(conn, fold_queue.name, ("seq",), [(seq,) for seq, _ in taken])
         dimensions = [event_context.c[name] for name in DIMENSIONS]
         found = find_rows(conn, events.name, ("event_id",), EventRow._fields, [(event_id,) for _, event_id in taken])
         contexts = {row[0]: tuple(row[1:]) for row in find_rows(

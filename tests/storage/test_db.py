@@ -10,6 +10,7 @@ from core.db import (
     POSTGRES_CHUNK_ROWS,
     CompiledRead,
     WriteLock,
+    delete_rows,
     find_rows,
     insert_new,
     make_engine,
@@ -52,6 +53,15 @@ def test_insert_new_and_find_rows_handle_more_rows_than_one_statement(engine):
         assert len(insert_new(conn, "pairs", ("a", "b", "note"), rows, key=("a", "b"))) == count
         found = find_rows(conn, "pairs", ("a", "b"), ("b",), [(f"k{i % 7}", i) for i in range(0, count + 100, 2)])
     assert sorted(b for (b,) in found) == list(range(0, count, 2))
+
+
+def test_delete_rows_deletes_just_the_rows_of_the_keys(engine):
+    count = POSTGRES_CHUNK_ROWS + 10  # two statements on PostgreSQL
+    with write_transaction(engine) as conn:
+        insert_new(conn, "pairs", ("a", "b", "note"), [("k", i, None) for i in range(count)] + [("j", 0, None)],
+                   key=("a", "b"))
+        delete_rows(conn, "pairs", ("a", "b"), [("k", i) for i in range(1, count, 2)] + [("j", 1)])
+    assert stored(engine) == {("k", i, None) for i in range(0, count, 2)} | {("j", 0, None)}
 
 
 def test_compiled_read_answers_the_first_row_with_its_parameters_by_name(engine):
