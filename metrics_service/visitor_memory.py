@@ -73,7 +73,7 @@ class Known:
     Stored rows only ever grow (a period seen, an earlier first event, more event types), so a
     remembered period row is still there and a remembered state can only have moved further.
     Kept per store (per database), for the most recent `limit` visitors in an experiment and variant
-    (about 300 bytes each, the visitor id included: 50,000 take about 15 MB)."""
+    (about 350 bytes each, the visitor id included: 50,000 take about 17 MB)."""
 
     def __init__(self, limit: int = MEMORY_VISITORS):
         self.visitors = Recent(limit)
