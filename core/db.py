@@ -39,10 +39,7 @@ def write_transaction(engine: Engine):
     of every process take turns without SQLite's sleep-polling), then the database's write lock at
     its start (BEGIN IMMEDIATE; the driver would begin only before the first write), so what it
     reads cannot change before it writes. On PostgreSQL a plain transaction."""
-    lock = _write_locks.get(engine)
-    if lock is None:
-        lock = _write_locks.setdefault(engine, WriteLock(engine))
-    with lock, engine.begin() as conn:
+    with write_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn
@@ -176,6 +173,107 @@ class CompiledRead:
         return connection
 
 
+class DriverConnection:
+    """What the raw-SQL helpers of this module use of SQLAlchemy's Connection (`dialect`,
+    `exec_driver_sql`), on a bare DBAPI connection: each statement goes straight to the driver.
+    Driver errors are raised as SQLAlchemy's (DBAPIError and its kinds), as through a Connection."""
+
+    def __init__(self, connection, dialect):
+        self.connection = connection
+        self.dialect = dialect
+        self.statements = 0  # run so far
+
+    def exec_driver_sql(self, sql: str, params=()) -> list[tuple]:
+        """The rows the statement returns (none for most writes)."""
+        self.statements += 1
+        try:
+            cursor = self.connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description is not None else []
+            finally:
+                cursor.close()
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(self.dialect, exc, sql, params) from exc
+
+
+def _wrapped(dialect, exc: Exception, sql: str, params) -> DBAPIError:
+    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+
+
+class KeptWriter:
+    """Write transactions as run_write makes them (the SQLite write lock taken first, run again
+    after a deadlock or serialization failure), on one DBAPI connection kept for them and without
+    SQLAlchemy's per-execution work (`work` gets a DriverConnection): for the hottest writes, made
+    one at a time, such as a group commit's. A connection that fails is closed, and a transaction
+    whose first statement found it closed (a database restarted meanwhile) runs once more on a new
+    one; it has written nothing. In-memory SQLite, a database per connection, writes through the pool."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+        self._connection = None
+        self._pid = None
+
+    def run(self, work: Callable[[DriverConnection], T]) -> T:
+        """work(conn) in a transaction, committed; the caller runs one at a time."""
+        return retry_transient(lambda: self._once(work))
+
+    def _once(self, work: Callable[[DriverConnection], T]) -> T:
+        with write_lock(self.engine):
+            for attempt in (1, 2):
+                connection = self._connect()
+                conn = DriverConnection(connection, self.engine.dialect)
+                try:
+                    return self._transaction(conn, work)
+                except BaseException as exc:
+                    gone = self._failed(connection, exc)
+                    if not (gone and conn.statements <= 1 and attempt == 1):
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _transaction(self, conn: DriverConnection, work: Callable[[DriverConnection], T]) -> T:
+        if self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        result = work(conn)
+        try:
+            conn.connection.commit()
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(self.engine.dialect, exc, "COMMIT", ()) from exc
+        if self._in_memory:
+            conn.connection.close()  # back to the pool
+        return result
+
+    def _connect(self):
+        import os
+
+        if self._in_memory:
+            return self.engine.raw_connection()
+        if self._connection is None or self._pid != os.getpid():  # a forked process opens its own
+            pooled = self.engine.raw_connection()  # made as the engine makes them (its pragmas), checked alive
+            pooled.detach()  # kept from now on
+            self._connection, self._pid = pooled.dbapi_connection, os.getpid()
+            self._connection.rollback()
+        return self._connection
+
+    def _failed(self, connection, exc: BaseException) -> bool:
+        """Roll back after a failure; True when the connection was lost (it is closed and dropped)."""
+        dbapi_error = exc.orig if isinstance(exc, DBAPIError) else exc
+        gone = isinstance(dbapi_error, self.engine.dialect.loaded_dbapi.Error) and \
+            self.engine.dialect.is_disconnect(dbapi_error, connection, None)
+        if not gone:
+            try:
+                connection.rollback()
+            except self.engine.dialect.loaded_dbapi.Error:
+                gone = True
+        if self._in_memory:
+            connection.close()
+        elif gone:
+            self._connection = None
+            _close_quietly(connection)
+        return gone
+
+
 def _first(connection, sql: str, values) -> tuple | None:
     cursor = connection.cursor()
     try:
@@ -252,9 +350,13 @@ def now_millis_sql(dialect: str) -> str:
 def placeholders(conn, columns: int, rows: int = 1) -> str:
     """`(?, ?), (?, ?)` for rows x columns values, in the driver's own parameter style, for SQL run
     with `exec_driver_sql` on hot paths (no statement building or compiling per call)."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    row = "(" + ", ".join([mark] * columns) + ")"
+    row = "(" + ", ".join([param_mark(conn)] * columns) + ")"
     return ", ".join([row] * rows)
+
+
+def param_mark(conn) -> str:
+    """A positional parameter in the driver's own style: `?` (SQLite) or `%s` (psycopg)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def chunked(items: Sequence, size: int):
@@ -445,3 +547,11 @@ class WriteLock:
 
 
 _write_locks: WeakKeyDictionary[Engine, WriteLock] = WeakKeyDictionary()
+
+
+def write_lock(engine: Engine) -> WriteLock:
+    """The engine's WriteLock."""
+    lock = _write_locks.get(engine)
+    if lock is None:
+        lock = _write_locks.setdefault(engine, WriteLock(engine))
+    return lock

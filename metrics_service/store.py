@@ -40,6 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from core.db import (
+    DriverConnection,
+    KeptWriter,
     delete_rows,
     find_rows,
     insert_ignore,
@@ -48,6 +50,7 @@ from core.db import (
     is_transient,
     now_millis,
     now_millis_sql,
+    param_mark,
     run_write,
 )
 from core.events import DIMENSIONS, EVENT_BITS, EVENT_TYPES, EXPOSURE, EventRow, event_bit
@@ -238,6 +241,7 @@ class MetricsStore:
         self.engine = engine
         self._known = Known(memory)
         self._group: GroupCommit[int] = GroupCommit(self._write)
+        self._writer = KeptWriter(engine)  # the group commit's transactions, one at a time
         self.segment_limit = segment_limit
         self._admitted: set[tuple[str, str]] = set()  # (dimension, value) known to be kept
         self._full: set[str] = set()  # dimensions known to hold segment_limit values
@@ -266,11 +270,11 @@ class MetricsStore:
     def _write(self, batches: list[Sequence[tuple[EventRow, Context | None]]]) -> list[int]:
         """One transaction for several callers' rows (run again after a deadlock); how many rows of
         each caller were new."""
-        counts, remember = run_write(self.engine, lambda conn: self._store(conn, batches))
+        counts, remember = self._writer.run(lambda conn: self._store(conn, batches))
         remember()
         return counts
 
-    def _store(self, conn: Connection, batches: list[Sequence[tuple[EventRow, Context | None]]]
+    def _store(self, conn: DriverConnection, batches: list[Sequence[tuple[EventRow, Context | None]]]
                ) -> tuple[list[int], Callable[[], None]]:
         contexts: dict[str, Context] = {}
         for batch in batches:
@@ -457,7 +461,7 @@ class MetricsStore:
                                               contexts[row.event_id]) for row in exposed], metric_sums)
         return len(taken), remember
 
-    def _fold(self, conn: Connection, contexts: list[Context]) -> tuple[list[Context], Callable[[], None]]:
+    def _fold(self, conn: DriverConnection, contexts: list[Context]) -> tuple[list[Context], Callable[[], None]]:
         """The contexts with each value a dimension does not keep replaced by OTHER. A new value is kept
         while its dimension holds fewer than segment_limit values (counted under a lock per dimension
         on PostgreSQL; SQLite's write lock is held already). Returns what to remember after commit."""
@@ -475,7 +479,8 @@ class MetricsStore:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"segment_values:{name}",))
                 found |= set(find_rows(conn, segment_values.name, key, key, missing))
                 missing = [pair for pair in missing if pair not in found]
-            kept = conn.execute(select(func.count()).where(segment_values.c.dimension == name)).scalar_one()
+            [(kept,)] = conn.exec_driver_sql(
+                f"SELECT count(*) FROM {segment_values.name} WHERE dimension = {param_mark(conn)}", (name,))
             admitted = missing[:max(0, self.segment_limit - kept)]
             insert_rows(conn, segment_values.name, key, admitted)
             found.update(admitted)

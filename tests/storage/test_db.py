@@ -4,11 +4,12 @@ import time
 
 import pytest
 from sqlalchemy import bindparam, column, select, table, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from core.db import (
     POSTGRES_CHUNK_ROWS,
     CompiledRead,
+    KeptWriter,
     WriteLock,
     delete_rows,
     find_rows,
@@ -93,6 +94,32 @@ def test_compiled_read_replaces_a_connection_that_failed(engine):
     thread.start()
     thread.join()
     assert [tuple(a) for a in answers] == [("one",)]
+
+
+def test_kept_writer_commits_its_transactions_and_rolls_back_a_failed_one(engine):
+    writer = KeptWriter(engine)
+    assert writer.run(lambda conn: insert_new(conn, "pairs", ("a", "b", "note"), [("x", 1, "one")], ("a", "b"))) \
+        == [("x", 1, "one")]
+
+    def fails(conn):
+        insert_new(conn, "pairs", ("a", "b", "note"), [("y", 1, "two")], ("a", "b"))
+        conn.exec_driver_sql("INSERT INTO pairs (a, b, note) VALUES ('x', 1, 'again')")  # the key is taken
+
+    with pytest.raises(IntegrityError):  # the driver's error, as SQLAlchemy raises it
+        writer.run(fails)
+    assert writer.run(lambda conn: conn.exec_driver_sql("SELECT a, b FROM pairs")) == [("x", 1)]
+    assert stored(engine) == {("x", 1, "one")}  # committed; the failed transaction left nothing
+
+
+def test_kept_writer_replaces_a_connection_that_was_closed(engine):
+    """A connection lost between transactions (a database restarted) is replaced, and the transaction
+    that found it lost is made on the new one."""
+    writer = KeptWriter(engine)
+    writer.run(lambda conn: conn.exec_driver_sql("INSERT INTO pairs (a, b, note) VALUES ('x', 1, 'one')"))
+    if writer._connection is not None:  # in-memory SQLite writes through the pool: nothing kept
+        writer._connection.close()
+    writer.run(lambda conn: conn.exec_driver_sql("INSERT INTO pairs (a, b, note) VALUES ('y', 2, 'two')"))
+    assert stored(engine) == {("x", 1, "one"), ("y", 2, "two")}
 
 
 def test_upsert_rows_inserts_and_updates(engine):
