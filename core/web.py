@@ -160,7 +160,7 @@ def read_at_most(stream, size: int) -> bytes:
 
 def reject_nul_characters() -> None:
     """NUL characters are refused everywhere: PostgreSQL cannot store them and no real input has them."""
-    if any("\x00" in value for value in request.args.values()) or "\x00" in request.path:
+    if "\x00" in request.path or request.query_string and any("\x00" in value for value in request.args.values()):
         raise ApiError(400, "NUL characters are not accepted", code="invalid_input")
     if request.content_length and request.content_length <= current_app.config["MAX_CONTENT_LENGTH"]:
         raw = request.get_data(cache=True)

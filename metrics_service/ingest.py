@@ -31,7 +31,8 @@ def post_events():
     rows = [to_row(event, received_at) for event in parsed]
     contexts = [event.context.values() if event.context else None for event in parsed]
     stored = current_app.extensions["metrics_store"].insert_events(rows, contexts)
-    return Accepted(accepted=stored, duplicates=len(rows) - stored).model_dump(), 202
+    answer = Accepted(accepted=stored, duplicates=len(rows) - stored).model_dump_json()  # not through Flask's JSON
+    return current_app.response_class(answer, status=202, mimetype="application/json")
 
 
 def _unregistered(payload: Any) -> list[dict[str, Any]]:
