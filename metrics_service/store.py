@@ -127,6 +127,7 @@ event_context = Table(
     Column("event_id", String(36), primary_key=True),
     *(Column(name, String(64), nullable=True) for name in DIMENSIONS),
 )
+EVENT_CONTEXT_COLUMNS = ("event_id", *DIMENSIONS)
 # The values each dimension keeps (at most SEGMENT_VALUES per dimension); any other is stored as OTHER.
 segment_values = Table(
     "segment_values",
@@ -230,6 +231,10 @@ def fold_error(error: BaseException) -> str:
     return text[:200]
 
 
+def _nothing() -> None:
+    """What a write that learnt nothing remembers after its commit."""
+
+
 def has(mask_column, bits: int):
     return mask_column.op("&")(bits) == bits
 
@@ -294,9 +299,11 @@ class MetricsStore:
             counts.append(new)
         counted = [row for row in stored if row.excluded is None]
         exposed = [row for row in counted if row.event_id in contexts and row.event_type == EXPOSURE]
-        folded, remember_values = self._fold(conn, [contexts[row.event_id] for row in exposed])
-        insert_rows(conn, event_context.name, tuple(event_context.c.keys()),
-                    [(row.event_id, *values) for row, values in zip(exposed, folded, strict=True)])
+        remember_values = _nothing
+        if exposed:
+            folded, remember_values = self._fold(conn, [contexts[row.event_id] for row in exposed])
+            insert_rows(conn, event_context.name, EVENT_CONTEXT_COLUMNS,
+                        [(row.event_id, *values) for row, values in zip(exposed, folded, strict=True)])
         insert_rows(conn, fold_queue.name, ("event_id",), [(row.event_id,) for row in counted])
         return counts, remember_values
 
