@@ -158,6 +158,11 @@ def main() -> None:
     write_doc(settings, rows, memory_lines, notes, elapsed, load_before, os.getloadavg())
 
 
+def shared(before: float, after: float) -> str:
+    """What the load average says of the machine: the run's own load reaches about 2 on 2 cores."""
+    return ": other work shared the machine" if max(before, after) > os.cpu_count() + 0.5 else ""
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}{'s' * (count != 1)}"
 
@@ -171,7 +176,7 @@ def write_doc(settings: Settings, rows: list[report.Row], memory_lines: list[str
 
 Written by `make bench` (`bench/`). Measured {datetime.now(UTC):%Y-%m-%d} on {machine(settings)};
 {backends}. The run took {elapsed / 60:.1f} min. The load average (1 min) was {load_before[0]:.1f} when it
-started and {load_after[0]:.1f} when it ended, on {os.cpu_count()} cores: other work shared the machine.
+started and {load_after[0]:.1f} when it ended, on {os.cpu_count()} cores{shared(load_before[0], load_after[0])}.
 
 Reproduce with `{command(settings)}`. `BENCH_DATABASE_URL=postgresql+psycopg://...` adds the PostgreSQL
 rows (in schemas of their own, dropped afterwards); `BENCH_VISITORS=1000000` adds the memory figure

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bench.ingest import BATCH
+from bench.ingest import BATCH, settled
 from bench.page import start_experiments
 from bench.services import INGEST_KEY, Servers
 from bench.settings import Settings
@@ -194,25 +194,31 @@ def scaling(settings: Settings, data: Path, memory: list) -> Scaling:
             targets.append(Target(f"page {n}", configuration.page_url, "page.lua", {}, configuration.processes))
         for n, configuration in stacks.items():
             targets.append(Target(f"ingest {n}", configuration.ingest_url, "events.lua", args,
-                                  configuration.metrics))
+                                  configuration.metrics, settle=settled(configuration.ingest_url)))
         figures = compare(targets, settings)
         drain(base, list(stacks.values()))
         two = stacks[max(INSTANCES)]
-        single, postgres = postgres_cpu(base, Target("ingest", two.ingest_url, "events.lua", args, two.metrics),
-                                        settings)
+        # each run waits for its events to be folded (a readout settles them): their PostgreSQL CPU,
+        # their rows and their rate include the aggregates, as every ingest figure does
+        single, postgres = postgres_cpu(base, Target("ingest", two.ingest_url, "events.lua", args, two.metrics,
+                                                     settle=settled(two.ingest_url)), settings)
         batched, postgres_batched = postgres_cpu(
             base, Target("batch", two.ingest_url, "batch.lua", {**args, "size": str(BATCH)}, two.metrics,
-                         connections=settings.batch_connections, items_per_request=BATCH), settings)
+                         connections=settings.batch_connections, items_per_request=BATCH,
+                         settle=settled(two.ingest_url)), settings)
+        for configuration in stacks.values():  # the page rounds' events too, before rows are counted
+            settled(configuration.ingest_url)()
         time.sleep(1)
         changed = events = size = 0
         for configuration in stacks.values():
             rows, stored, used = rows_written(base, configuration.metrics_schema)
             changed, events, size = changed + rows, events + stored, size + used
         return Scaling(figures, changed / events if events else 0.0, events,
-                       1000 * postgres / single.requests if single.requests else 0.0, single.requests / single.seconds,
+                       1000 * postgres / single.requests if single.requests else 0.0,
+                       single.requests / (single.seconds + single.settle_seconds),
                        size / events if events else 0.0,
                        1000 * postgres_batched / (batched.requests * BATCH) if batched.requests else 0.0,
-                       batched.requests * BATCH / batched.seconds)
+                       batched.requests * BATCH / (batched.seconds + batched.settle_seconds))
 
 
 def postgres_cpu(base_url: str, target: Target, settings: Settings) -> tuple[Round, float]:
