@@ -10,6 +10,7 @@ import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -190,12 +191,16 @@ class EventFilter:
 
 def settled(read: Callable) -> Callable:
     """A store method that reads the aggregates: it folds what ingest queued first (MetricsStore.settle),
-    so its answer counts every event acknowledged before it was called."""
+    so its answer counts every event acknowledged before it was called; within a readout
+    (MetricsStore.reading), what the readout settled at its start."""
     @functools.wraps(read)
     def settled_read(self, *args, **kwargs):
-        self.settle()
-        return read(self, *args, **kwargs)
+        with self.reading():
+            return read(self, *args, **kwargs)
     return settled_read
+
+
+_readouts = threading.local()  # the stores this thread is in a readout of (MetricsStore.reading)
 
 
 @dataclass(frozen=True)
@@ -321,6 +326,21 @@ class MetricsStore:
         if self._folder is not None:
             self._folder.stop()
             self._folder = None
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A readout made of several reads (a route's): the queue is settled once, at its start, and
+        every read inside it, nested ones too, counts the events acknowledged before it began."""
+        stores = _readouts.__dict__.setdefault("stores", set())
+        if id(self) in stores:
+            yield
+            return
+        self.settle()
+        stores.add(id(self))
+        try:
+            yield
+        finally:
+            stores.discard(id(self))
 
     def settle(self) -> None:
         """Fold every event queued before this call (waiting for other processes folding some of

@@ -68,3 +68,18 @@ def test_an_admin_sees_the_events_whose_fold_failed(metrics_client, metrics_app,
     assert metrics_client.get("/stats").get_json()["total_events"] == 3
     assert metrics_app.test_client().get("/events/fold-failures", headers=ADMIN).get_json() == {"failures": []}
     assert metrics_client.get("/health").get_json() == {"status": "ok", "folding": NOTHING_QUEUED}
+
+
+def test_a_readout_settles_once_and_counts_what_was_acknowledged_before_it(metrics_client, metrics_app, monkeypatch):
+    store = metrics_app.extensions["metrics_store"]
+    store.stop_folding()  # only readouts fold within the test
+    post(metrics_client, [event(f"v{n}") for n in range(4)])
+    settles = []
+    settle = store.settle
+    monkeypatch.setattr(store, "settle", lambda: (settles.append(1), settle())[1])
+    assert metrics_client.get("/stats").get_json()["total_events"] == 4
+    assert len(settles) == 1  # five reads, several of them nested: one settle
+    post(metrics_client, [event("w")])
+    settles.clear()
+    assert store.count_events() == 5  # a read outside a readout settles on its own
+    assert len(settles) == 1
