@@ -31,6 +31,7 @@ from metrics_service.schemas import (
     FoldFailureList,
     Folding,
     Funnel,
+    FunnelQuery,
     MetricIn,
     MetricList,
     MetricPatch,
@@ -77,7 +78,7 @@ def spec() -> dict[str, Any]:
             "Events and unique visitors per time bucket and variant; with segment=, the visitors of that segment "
             "and their events", (200, ref("EventSeries")), (400,), params=query_params(TimeseriesQuery))},
         "/stats/funnel": {"get": operation("Per variant: page_view → cta_click → form_submit",
-                                           (200, ref("Funnel")), (400,), params=query_params(StatsQuery))},
+                                           (200, ref("Funnel")), (400,), params=query_params(FunnelQuery))},
         "/stats/traffic": {"get": operation(
             "Visitors, conversions and conversion rate per value of a context dimension (source, campaign, "
             "device...), most visitors first", (200, ref("Traffic")), (400,), params=query_params(TrafficQuery))},

@@ -8,11 +8,12 @@ from typing import Any
 from flask import Blueprint, current_app, request
 
 from core.events import EVENT_TYPES, METRICS
-from core.web import parse_model
+from core.web import ApiError, parse_model
 from metrics_service.catalogue import check_event_type
 from metrics_service.schemas import (
     EventSeries,
     Funnel,
+    FunnelQuery,
     Stats,
     StatsQuery,
     TimeseriesQuery,
@@ -25,11 +26,12 @@ from metrics_service.store import EventFilter
 bp = Blueprint("reports", __name__)
 
 
-def event_filter(query: StatsQuery) -> EventFilter:
+def event_filter(query: FunnelQuery) -> EventFilter:
     """The store's filter for the query; a 400 naming event_type when it is neither built in nor registered."""
-    if query.event_type is not None:
-        check_event_type(query.event_type)
-    return EventFilter(experiment=query.experiment, variant=query.variant, event_type=query.event_type,
+    event_type = getattr(query, "event_type", None)
+    if event_type is not None:
+        check_event_type(event_type)
+    return EventFilter(experiment=query.experiment, variant=query.variant, event_type=event_type,
                        since_ms=query.since_ms, until_ms=query.until_ms, segment=query.segment)
 
 
@@ -100,7 +102,10 @@ def timeseries():
 
 @bp.get("/stats/funnel")
 def funnel():
-    query = parse_model(StatsQuery, request.args.to_dict(), "query")
+    if request.args.get("event_type"):
+        raise ApiError(400, "the funnel spans its own event types: it takes no event_type",
+                       [{"field": "event_type", "message": f"the funnel's steps are {' → '.join(EVENT_TYPES)}"}])
+    query = parse_model(FunnelQuery, request.args.to_dict(), "query")
     rows = current_app.extensions["metrics_store"].funnel(event_filter(query), EVENT_TYPES)
     return Funnel(experiment=query.experiment, steps=list(EVENT_TYPES),
                   variants=funnel_steps(rows, EVENT_TYPES)).model_dump(mode="json")

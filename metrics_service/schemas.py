@@ -131,14 +131,19 @@ class Window(Query):
         return None if self.until is None else to_millis(self.until)
 
 
-class StatsQuery(Window):
-    """The filters of the event reports (/stats, its timeseries and funnel)."""
+class FunnelQuery(Window):
+    """The filters of the funnel, which spans its own event types (event_type: 400)."""
 
     experiment: Name | None = None
     variant: Name | None = None
+    segment: SegmentFilter | None = None
+
+
+class StatsQuery(FunnelQuery):
+    """The filters of the event reports (/stats and its timeseries)."""
+
     event_type: EventTypeKey | None = Field(None, description="a built-in or registered event type (GET "
                                                             "/event-types); any other: 400")
-    segment: SegmentFilter | None = None
 
 
 class TimeseriesQuery(StatsQuery):

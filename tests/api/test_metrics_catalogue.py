@@ -145,7 +145,12 @@ def test_the_event_reports_filter_by_a_registered_event_type(metrics_client, adm
             assert refused.status_code == 400, (path, unknown)
             body = refused.get_json()
             assert body["error"] == "bad_request" and [e["field"] for e in body["errors"]] == ["event_type"]
+    for path in ("/stats", "/stats/timeseries"):
         assert metrics_client.get(f"{path}?event_type=order").status_code == 200
+    # the funnel spans its own steps: an event_type it would not apply is refused, not ignored
+    refused = metrics_client.get("/stats/funnel?event_type=cta_click")
+    assert refused.status_code == 400 and [e["field"] for e in refused.get_json()["errors"]] == ["event_type"]
+    assert metrics_client.get("/stats/funnel").status_code == 200
 
 
 def test_metrics_are_defined_listed_and_changed(metrics_client, admin):
