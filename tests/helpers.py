@@ -45,9 +45,9 @@ class LiveServer:
         self.thread.join(5)
 
 
-def run_together(*calls) -> list:
+def run_together(*calls, timeout: float = 60) -> list:
     """Call each function in a thread of its own, all released at once; their results, or the
-    exceptions they raised, in order."""
+    exceptions they raised, in order (each thread waited for up to `timeout` seconds)."""
     results: list = [None] * len(calls)
     start = threading.Barrier(len(calls))
 
@@ -62,7 +62,7 @@ def run_together(*calls) -> list:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(timeout)
     return results
 
 

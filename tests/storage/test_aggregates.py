@@ -1,4 +1,5 @@
 """The aggregates kept at ingest equal the ones rebuilt from the raw events, on both backends."""
+import functools
 import random
 import uuid
 from collections import Counter
@@ -15,7 +16,14 @@ from metrics_service import store as metrics_store
 from metrics_service.aggregates import ANY
 from metrics_service.catalogue_store import CatalogueStore
 from metrics_service.store import EventFilter, MetricsStore, aggregates, events
-from tests.helpers import assert_matches_rebuild, assert_metric_sums_equal, metric_snapshot, snapshot, stored_form
+from tests.helpers import (
+    assert_matches_rebuild,
+    assert_metric_sums_equal,
+    metric_snapshot,
+    run_together,
+    snapshot,
+    stored_form,
+)
 
 CONTEXTS = {"device": ["desktop", "mobile", "tablet"], "browser": ["Chrome", "Firefox", "Mobile Safari"],
             "utm_source": ["google", "newsletter", "bing", None], "utm_campaign": [f"c{i}" for i in range(8)] + [None],
@@ -315,7 +323,6 @@ def test_several_processes_on_one_database_stay_exact(db_url, memory):
     """Each worker process remembers what it wrote, not what the others wrote: two stores on one
     database (as two gunicorn workers or two instances behind a load balancer), fed interleaved
     and concurrent batches, still keep the aggregates equal to a rebuild."""
-    import threading
 
     first, second = (MetricsStore(make_engine(db_url), memory=memory) for _ in range(2))
     first.init_schema()
@@ -329,12 +336,9 @@ def test_several_processes_on_one_database_stay_exact(db_url, memory):
         for batch in mine:
             store.insert_events(*zip(*batch, strict=True))
 
-    threads = [threading.Thread(target=feed, args=(store, rest[i::4]))
-               for i, store in enumerate([first, second, first, second])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    fed = run_together(*[functools.partial(feed, store, rest[i::4])
+                         for i, store in enumerate([first, second, first, second])])
+    assert fed == [None] * 4  # no thread failed
     assert_matches_rebuild(first)
     for store in (first, second):
         store.engine.dispose()

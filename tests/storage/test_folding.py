@@ -1,5 +1,6 @@
 """Ingest stores raw events and queues them; the aggregates follow in a fold (a background thread,
 or a readout that settles first). Readouts stay exact and nothing queued is lost."""
+import functools
 import random
 import threading
 import time
@@ -12,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from core.db import make_engine
 from metrics_service import store as store_module
 from metrics_service.store import EventFilter, FoldBacklog, MetricsStore, aggregates, events, fold_failed, fold_queue
-from tests.helpers import assert_matches_rebuild, stored_form
+from tests.helpers import assert_matches_rebuild, run_together, stored_form
 from tests.storage.test_aggregates import define_metrics, random_batches
 
 HOLD = 3600  # seconds: a folder that never wakes within a test
@@ -116,12 +117,9 @@ def test_two_processes_folding_in_the_background_while_ingesting_stay_exact(db_u
             if n % 5 == 0:
                 counts.append(store.count_events(EventFilter(experiment="landing")))
 
-    threads = [threading.Thread(target=feed, args=(store, batches[i::4]))
-               for i, store in enumerate([first, second, first, second])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    fed = run_together(*[functools.partial(feed, store, batches[i::4])
+                         for i, store in enumerate([first, second, first, second])], timeout=120)
+    assert fed == [None] * 4  # no thread failed
     assert len(counts) >= 4  # readouts answered (each settling) while the others ingested and folded
     for store in (first, second):
         store.stop_folding()
